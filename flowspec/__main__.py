@@ -1,0 +1,3 @@
+from flowspec.cli import main
+
+main()

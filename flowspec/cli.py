@@ -1,0 +1,126 @@
+"""The `flowspec` command: one error boundary around lazily loaded subcommands.
+
+Each subcommand lives in its own module and returns an exit code. Exit codes are the same for
+every command (SPEC 2): 0 ok, 1 user error, 2 changes (diff/apply --exit-code), 3 internal
+error, 130 interrupted. Reconciler commands are imported only when used, so `validate`, `plan`
+and `diff` never import a database or queue driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import tempfile
+import traceback
+from typing import Any
+
+import click
+
+from flowspec.diagnostics import UserError
+
+EXIT_OK, EXIT_USER, EXIT_CHANGES, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+ISSUES_URL = "https://github.com/flowspec/flowspec/issues"
+
+# name -> "module:attribute" of a click.Command
+COMMANDS: dict[str, str] = {
+    "validate": "flowspec.commands.validate:validate",
+    "schema": "flowspec.commands.schema:schema",
+    "plan": "flowspec.commands.plan:plan",
+    "diff": "flowspec.commands.diff:diff",
+    "apply": "reconciler.commands.apply:apply",
+    "status": "reconciler.commands.status:status",
+    "db": "reconciler.commands.db:db",
+    "contacts": "reconciler.commands.contacts:contacts",
+    "channel": "reconciler.commands.channel:channel",
+    "run": "reconciler.commands.run:run",
+    "trigger": "reconciler.commands.trigger:trigger",
+    "executions": "reconciler.commands.executions:executions",
+    "serve": "reconciler.commands.serve:serve",
+    "worker": "reconciler.commands.worker:worker",
+}
+
+
+def _available(name: str) -> bool:
+    module = COMMANDS[name].split(":")[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if _available(name))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS or not _available(cmd_name):
+            return None
+        module_name, attr = COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="flowspec")
+def cli() -> None:
+    """Compile, preview and run scheduled WhatsApp campaign automations kept in git."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    code = run(argv)
+    sys.exit(code)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """The one error boundary: every command's outcome becomes an exit code here."""
+    try:
+        result: Any = cli.main(args=argv, prog_name="flowspec", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.format_message() if hasattr(exc, "format_message") else str(exc))
+        return EXIT_OK
+    except click.exceptions.UsageError as exc:
+        # A bad option is the user's input being wrong: 1, not click's default 2 (SPEC 2).
+        exc.show()
+        return EXIT_USER
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return EXIT_USER
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except UserError as exc:
+        for d in exc.diagnostics:
+            click.echo(d.render(), err=True)
+        click.echo(f"error: {exc.message}", err=True)
+        return EXIT_USER
+    except BrokenPipeError:
+        # `flowspec plan | head` is normal use, not a crash.
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception:
+        return _report_bug()
+    if result is None:
+        return EXIT_OK
+    return int(result)
+
+
+def _report_bug() -> int:
+    text = traceback.format_exc()
+    if os.environ.get("FLOWSPEC_DEBUG"):
+        click.echo(text, err=True)
+    with tempfile.NamedTemporaryFile("w", prefix="flowspec-crash-", suffix=".log", delete=False) as f:
+        f.write(text)
+    last = text.strip().splitlines()[-1]
+    click.echo(
+        f"internal error (a bug in flowspec, not in your files): {last}\n"
+        f"The traceback is in {f.name}. Please report it at {ISSUES_URL} with that file attached.",
+        err=True,
+    )
+    return EXIT_BUG
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The reconciler: database state, apply, dispatch, Huey tasks, flow runner, channels, service."""
