@@ -9,6 +9,7 @@ and `diff` never import a database or queue driver.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import tempfile

@@ -50,11 +50,7 @@ class Entry(Generic[M]):
 
     def locate(self, path: Sequence[str | int]) -> Location:
         """Location of a field; one that only the defaults gave points into flowspec.yaml."""
-        if self.defaults_doc is not None and not _has_path(self.doc.data, path):
-            spec_path = list(path)
-            if spec_path[:1] == ["spec"] and _has_path(self.defaults_doc.data, spec_path):
-                return self.defaults_doc.locate(spec_path)
-        return self.doc.locate(path)
+        return locate_merged(self.doc, self.defaults_doc, path)
 
 
 @dataclass
@@ -107,14 +103,14 @@ def build_config(loaded: LoadResult) -> Config:
                     )
                 )
                 continue
-            entry = _validate(config, doc, models.Defaults, doc.data)
-            if entry is not None:
+            defaults_entry = _validate(config, doc, models.Defaults, doc.data)
+            if defaults_entry is not None:
                 if config.defaults is not None:
                     config.diagnostics.append(
                         error("FS121", "only one Defaults document is allowed; merge them", doc.locate(["kind"]))
                     )
                 else:
-                    config.defaults = entry
+                    config.defaults = defaults_entry
             continue
         typed.append((doc, kind if isinstance(kind, str) else ""))
 
@@ -133,9 +129,10 @@ def build_config(loaded: LoadResult) -> Config:
         if kind == "Automation" and defaults_data and isinstance(data.get("spec"), dict):
             data = {**data, "spec": models.merge_defaults(data["spec"], defaults_data)}
             defaults_doc = config.defaults.doc if config.defaults else None
-        entry = _validate(config, doc, model, data, defaults_doc)
-        if entry is None:
+        typed_entry = _validate(config, doc, model, data, defaults_doc)
+        if typed_entry is None:
             continue
+        entry: Entry[Any] = typed_entry
         ident = (kind, entry.organization, entry.name)
         if ident in seen:
             first = seen[ident]
@@ -173,10 +170,11 @@ def _validate(
     try:
         instance = model.model_validate(data)
     except ValidationError as exc:
-        probe = Entry(model=None, doc=doc, defaults_doc=defaults_doc)  # type: ignore[arg-type]
         from flowspec.schema_errors import diagnostics_from_validation_error
 
-        config.diagnostics.extend(diagnostics_from_validation_error(exc, data, probe.locate))
+        config.diagnostics.extend(
+            diagnostics_from_validation_error(exc, data, lambda p: locate_merged(doc, defaults_doc, p))
+        )
         return None
     return Entry(model=instance, doc=doc, defaults_doc=defaults_doc, raw=data)
 
@@ -200,12 +198,21 @@ def _unknown_kind(config: Config, doc: Document, kind: str) -> None:
     )
 
 
+def locate_merged(doc: Document, defaults_doc: Document | None, path: Sequence[str | int]) -> Location:
+    if (
+        defaults_doc is not None
+        and not _has_path(doc.data, path)
+        and list(path)[:1] == ["spec"]
+        and _has_path(defaults_doc.data, path)
+    ):
+        return defaults_doc.locate(path)
+    return doc.locate(path)
+
+
 def _has_path(data: Any, path: Sequence[str | int]) -> bool:
     node = data
     for part in path:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
         else:
             return False

@@ -52,6 +52,7 @@ DurationStr = Annotated[
     Field(description="A duration: 500ms, 30s, 5m, 1h, 1h30m, 2d, 1w.", examples=["30s", "1h"]),
 ]
 Weekday = Literal["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+_DEFAULT_WEEKEND: tuple[Weekday, ...] = ("SAT", "SUN")
 
 
 class _Model(BaseModel):
@@ -207,7 +208,7 @@ class Schedule(_Model):
     )
     skip_weekends: bool = Field(False, description="Block weekend_days.")
     weekend_days: list[Weekday] = Field(
-        default_factory=lambda: ["SAT", "SUN"], min_length=1, description="Days that count as weekend."
+        default_factory=lambda: list(_DEFAULT_WEEKEND), min_length=1, description="Days that count as weekend."
     )
     skip_holidays: bool = Field(False, description="Block public holidays (observed days included).")
     holiday_country: str | None = Field(
@@ -426,10 +427,10 @@ def _partial(model: type[_Model], name: str) -> type[_Model]:
     """The same fields, all optional: what flowspec.yaml may give as defaults."""
     from pydantic import create_model
 
-    fields: dict[str, Any] = {
-        field_name: (info.annotation | None, Field(None, description=info.description))
-        for field_name, info in model.model_fields.items()
-    }
+    fields: dict[str, Any] = {}
+    for field_name, info in model.model_fields.items():
+        annotation: Any = info.annotation
+        fields[field_name] = (annotation | None, Field(None, description=info.description))
     partial: type[_Model] = create_model(name, __base__=_Model, **fields)
     return partial
 

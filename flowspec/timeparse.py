@@ -7,6 +7,7 @@ wall-clock time in the automation's `execution_timezone`, resolved later by the 
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -39,15 +40,15 @@ DURATION_PATTERN = r"^(\d+(ms|s|m|h|d|w))+$"
 class When:
     """A date or datetime as written: local unless `offset` is set."""
 
-    date: date
-    time: time | None  # None: a date alone
+    date: _dt.date
+    time: _dt.time | None  # None: a date alone
     offset: timezone | None  # explicit offset or Z: an absolute instant
 
     @property
     def is_date(self) -> bool:
         return self.time is None
 
-    def naive(self, default_time: time = time(0)) -> datetime:
+    def naive(self, default_time: _dt.time = _dt.time(0)) -> datetime:
         return datetime.combine(self.date, self.time or default_time)
 
 
@@ -66,7 +67,7 @@ def parse_when(text: str) -> When:
     offset: timezone | None = None
     if tz:
         if tz in ("Z", "z"):
-            offset = timezone.utc
+            offset = _dt.UTC
         else:
             sign = 1 if tz[0] == "+" else -1
             digits = tz[1:].replace(":", "")
@@ -122,4 +123,4 @@ def parse_cli_instant(text: str) -> datetime:
     """`--from`/`--to`/`--now`: ISO date or datetime; without an offset it is UTC (SPEC 3)."""
     w = parse_when(text)
     naive = w.naive()
-    return naive.replace(tzinfo=w.offset or timezone.utc).astimezone(timezone.utc)
+    return naive.replace(tzinfo=w.offset or _dt.UTC).astimezone(_dt.UTC)
