@@ -212,8 +212,10 @@ def locate_merged(doc: Document, defaults_doc: Document | None, path: Sequence[s
 def _has_path(data: Any, path: Sequence[str | int]) -> bool:
     node = data
     for part in path:
-        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if isinstance(node, dict) and part in node:
             node = node[part]
-        else:
+            continue
+        if not (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
             return False
+        node = node[part]
     return True
