@@ -57,7 +57,9 @@ _DEFAULT_WEEKEND: tuple[Weekday, ...] = ("SAT", "SUN")
 
 class _Model(BaseModel):
     # Unknown keys are errors (with a did-you-mean from validate), never silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # strict: no lax coercion ("yes" -> True, "2" -> 2), so the models accept exactly what the
+    # published JSON Schemas accept (SPEC 1: `no`/`on`/`y` are strings, not booleans).
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 # --------------------------------------------------------------------------- envelope
