@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, InitErrorDetails
 
 from flowspec import timeparse
 
@@ -187,6 +195,14 @@ class BlackoutRange(_Model):
     reason: str | None = Field(None, description="Shown as the skip detail in plans.")
 
 
+def _under(step: str, err: ErrorDetails) -> InitErrorDetails:
+    """An error of a nested validation, re-rooted one step lower."""
+    out: InitErrorDetails = {"type": err["type"], "loc": (step, *err["loc"]), "input": err["input"]}
+    if "ctx" in err:
+        out["ctx"] = err["ctx"]
+    return out
+
+
 class Schedule(_Model):
     recurrence_type: RecurrenceType = Field(description="once | daily | weekly | monthly | cron | custom.")
     recurrence_config: RecurrenceConfig = Field(
@@ -247,7 +263,15 @@ class Schedule(_Model):
                     raise ValueError(
                         f"recurrence_config.type '{config['type']}' must equal recurrence_type '{rtype}'"
                     )
-                return {**data, "recurrence_config": model.model_validate(config)}
+                try:
+                    typed = model.model_validate(config)
+                except ValidationError as exc:
+                    # A ValidationError raised here is reported at `schedule`; put the
+                    # recurrence_config step back so each error points at its own node.
+                    raise ValidationError.from_exception_data(
+                        exc.title, [_under("recurrence_config", e) for e in exc.errors()]
+                    ) from None
+                return {**data, "recurrence_config": typed}
         return data
 
     @model_validator(mode="after")
