@@ -173,7 +173,13 @@ def _validate(
         from flowspec.schema_errors import diagnostics_from_validation_error
 
         config.diagnostics.extend(
-            diagnostics_from_validation_error(exc, data, lambda p: locate_merged(doc, defaults_doc, p))
+            diagnostics_from_validation_error(
+                exc,
+                data,
+                lambda p: locate_merged(doc, defaults_doc, p),
+                locate_key=lambda p: locate_merged(doc, defaults_doc, p, key=True),
+                model=model,
+            )
         )
         return None
     return Entry(model=instance, doc=doc, defaults_doc=defaults_doc, raw=data)
@@ -198,15 +204,20 @@ def _unknown_kind(config: Config, doc: Document, kind: str) -> None:
     )
 
 
-def locate_merged(doc: Document, defaults_doc: Document | None, path: Sequence[str | int]) -> Location:
+def locate_merged(
+    doc: Document, defaults_doc: Document | None, path: Sequence[str | int], *, key: bool = False
+) -> Location:
+    """Where `path` is written: in the document, or in flowspec.yaml when only the defaults
+    give it; `key=True` points at the key naming the field rather than its value."""
+    source = doc
     if (
         defaults_doc is not None
         and not _has_path(doc.data, path)
         and list(path)[:1] == ["spec"]
         and _has_path(defaults_doc.data, path)
     ):
-        return defaults_doc.locate(path)
-    return doc.locate(path)
+        source = defaults_doc
+    return source.locate_key(path) if key else source.locate(path)
 
 
 def _has_path(data: Any, path: Sequence[str | int]) -> bool:
