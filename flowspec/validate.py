@@ -19,8 +19,8 @@ Every check returns diagnostics; none raises. The catalogue is docs/diagnostics.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
-import importlib
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from pydantic import ValidationError
 
 from flowspec import models, timeparse
+from flowspec.compiler import compiler_diagnostics
 from flowspec.config import Config, Entry, locate_merged
 from flowspec.diagnostics import Diagnostic, Location, Severity, error, warning
 from flowspec.schema_errors import diagnostics_from_validation_error
@@ -63,8 +64,14 @@ def validate_config(
     config was loaded from; an Audience `file` is relative to the one holding its document.
     """
     found: list[Diagnostic] = list(config.diagnostics)
-    found.extend(semantic_diagnostics(config, roots=roots))
-    found.extend(_compiler_layer(config, now))
+    semantic, unsound = _semantic(config, roots)
+    found.extend(semantic)
+    # The compiler sees only automations whose times mean something: an unknown zone or a
+    # date that does not exist is reported once, here, not again as "no occurrences".
+    sound = dataclasses.replace(
+        config, automations=[a for a in config.automations if id(a) not in unsound]
+    )
+    found.extend(compiler_diagnostics(sound, now=now))
     out = _unique_sorted(found)
     if strict:
         out = [
@@ -76,51 +83,31 @@ def validate_config(
     return out
 
 
+# Problems that make an automation's times meaningless: the compiler skips such automations.
+_TIME_CODES = frozenset({"FS104", "FS111"})
+
+
 def semantic_diagnostics(config: Config, *, roots: Sequence[Path] = ()) -> list[Diagnostic]:
+    """The semantic checks of SPEC 2 that need no compiler (codes FS2xx, FS4xx, FS5xx)."""
+    return _semantic(config, roots)[0]
+
+
+def _semantic(config: Config, roots: Sequence[Path]) -> tuple[list[Diagnostic], set[int]]:
     out: list[Diagnostic] = []
     report = out.append
+    unsound: set[int] = set()
     for automation in config.automations:
+        before = len(out)
         _check_automation(config, automation, report)
+        if any(d.code in _TIME_CODES for d in out[before:]):
+            unsound.add(id(automation))
     for flow in config.flows.values():
         _check_flow(flow, report)
     for channel in config.channels.values():
         _check_channel(channel, report)
     for audience in config.audiences.values():
         _check_audience(audience, roots, report)
-    return out
-
-
-def _compiler_layer(config: Config, now: datetime) -> list[Diagnostic]:
-    # TEMPORARY guard while flowspec.compiler is being written (it may not import yet); it
-    # becomes a plain import once the compiler lands.
-    try:
-        compiler = importlib.import_module("flowspec.compiler")
-        check = compiler.compiler_diagnostics
-    except Exception:
-        return _cron_diagnostics(config)
-    result: list[Diagnostic] = check(config, now=now)
-    return result
-
-
-def _cron_diagnostics(config: Config) -> list[Diagnostic]:
-    """FS313 until the compiler (which owns it) lands."""
-    from flowspec.cron import CronError, parse_cron
-
-    out = []
-    for entry in config.automations:
-        rc = entry.model.spec.schedule.recurrence_config
-        if isinstance(rc, models.CronConfig):
-            try:
-                parse_cron(rc.expression, rc.day_match)
-            except CronError as exc:
-                out.append(
-                    error(
-                        "FS313",
-                        f"invalid cron expression '{rc.expression}': {exc.message}",
-                        entry.locate(("spec", "schedule", "recurrence_config", "expression")),
-                    )
-                )
-    return out
+    return out, unsound
 
 
 def _unique_sorted(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
@@ -372,89 +359,15 @@ def _check_schedule(
                     )
                 )
 
-    days = sched.weekend_days
-    if len(set(days)) == len(models.WEEKDAYS):
-        report(
-            error(
-                "FS212",
-                "weekend_days lists all seven days, so no day could ever be allowed; "
-                "list only the weekend (default [SAT, SUN])",
-                loc((*s, "weekend_days")),
-            )
-        )
+    # All seven weekend days (FS312), a missing time of day (FS314) or start_date (FS315) and
+    # monthly days past the 28th (FS305) are the compiler's: it knows the expanded schedule.
     seen: set[str] = set()
-    for i, day in enumerate(days):
+    for i, day in enumerate(sched.weekend_days):
         if day in seen:
             report(
-                warning("FS213", f"weekend_days lists {day} twice; remove the repeat", loc((*s, "weekend_days", i)))
+                warning("FS212", f"weekend_days lists {day} twice; remove the repeat", loc((*s, "weekend_days", i)))
             )
         seen.add(day)
-
-    rc = sched.recurrence_config
-    rtype = sched.recurrence_type
-    if isinstance(rc, models.MonthlyConfig) and rc.day is not None and abs(rc.day) > 28:
-        report(
-            warning(
-                "FS214",
-                f"day {rc.day} does not exist in every month: months without it are skipped "
-                "(RFC 5545); use day: -1 for the last day of every month",
-                loc((*s, "recurrence_config", "day")),
-            )
-        )
-
-    start_is_datetime = start is not None and not start.is_date
-    if rtype in ("once", "daily", "weekly", "monthly"):
-        times = getattr(rc, "times", None)
-        if not times and sched.start_time is None and not start_is_datetime and sched.start_date is not None:
-            report(
-                error(
-                    "FS215",
-                    f"a {rtype} schedule needs a time of day: set start_time (e.g. \"09:00\"), "
-                    "recurrence_config.times, or a datetime start_date",
-                    _key(entry, (*s, "start_date")),
-                )
-            )
-        if sched.start_date is None and _needs_start_date(rtype, rc):
-            report(
-                error(
-                    "FS216",
-                    f"a {rtype} schedule {_start_date_reason(rtype, rc)}: add start_date "
-                    "(e.g. start_date: 2025-11-20)",
-                    _key(entry, s),
-                )
-            )
-    if isinstance(rc, models.CustomConfig) and not rc.times and sched.start_time is None:
-        for i, value in enumerate(rc.dates):
-            w = whens.get((*s, "recurrence_config", "dates", i))
-            if w is not None and w.is_date:
-                report(
-                    error(
-                        "FS215",
-                        f"custom date {value} has no time of day: write a datetime "
-                        f"({value}T09:00), or set start_time or recurrence_config.times",
-                        loc((*s, "recurrence_config", "dates", i)),
-                    )
-                )
-
-
-def _needs_start_date(rtype: str, rc: Any) -> bool:
-    if rtype == "once":
-        return True
-    if getattr(rc, "interval", 1) > 1:
-        return True
-    if isinstance(rc, models.WeeklyConfig) and not rc.days:
-        return True
-    return isinstance(rc, models.MonthlyConfig) and rc.day is None and rc.weekday is None
-
-
-def _start_date_reason(rtype: str, rc: Any) -> str:
-    if rtype == "once":
-        return "runs once, at start_date"
-    if getattr(rc, "interval", 1) > 1:
-        return f"with interval {rc.interval} counts from start_date"
-    if rtype == "weekly":
-        return "without days runs on start_date's weekday"
-    return "without day or weekday runs on start_date's day of the month"
 
 
 def _blackout_ranges(sched: models.Schedule) -> Iterator[tuple[str | None, str | None]]:
@@ -594,7 +507,7 @@ def _placeholder_problems(
             )
         elif not allow_variables:
             yield (
-                "FS217",
+                "FS213",
                 f"'{match.group(0)}': variable_mapping values may use {{{{contact.<field>}}}} "
                 f"only; write the value itself, or {{{{contact.{inner}}}}} for a contact field",
                 inner,
