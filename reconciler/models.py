@@ -1,0 +1,289 @@
+"""The reconciler's tables (SQLAlchemy 2.0 typed models). Migrations in `migrations/` create them.
+
+Every table but `revisions` carries `organization`, and every query filters on it: one database
+serves many tenants. A revision is one apply of a config root, which may hold several
+organizations, so it belongs to the deployment, not to a tenant.
+
+Occurrence statuses (`docs/decisions.md`, "Reconciler state"):
+
+    apply owns    pending | paused | inactive | cancelled
+    dispatcher    dispatched | running | completed | failed | missed | skipped_overlap
+
+`apply` writes only rows in a status it owns; once the dispatcher has claimed a row it is never
+touched by apply again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on both engines.
+
+    PostgreSQL stores `timestamptz`; SQLite has no time zones, so the value is stored as naive
+    UTC text (which sorts chronologically) and made aware again on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: flowspec stores aware UTC instants")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+Org = String(63)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Statuses apply may write; any other status belongs to the dispatcher and is final for apply.
+APPLY_OWNED = ("pending", "paused", "inactive", "cancelled")
+HELD = ("paused", "inactive")  # computed and kept, never dispatched
+OCCURRENCE_STATUSES = (
+    *APPLY_OWNED,
+    "dispatched",
+    "running",
+    "completed",
+    "failed",
+    "missed",
+    "skipped_overlap",
+)
+REVISION_STATUSES = ("attempted", "applied", "failed")
+EXECUTION_STATUSES = ("pending", "running", "paused", "completed", "failed", "cancelled")
+RECIPIENT_STATUSES = ("pending", "sending", "sent", "delivered", "read", "completed", "failed", "unknown")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Revision(Base):
+    """One apply of a config root: attempted first, then applied or failed (SPEC 5)."""
+
+    __tablename__ = "revisions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16))  # attempted | applied | failed
+    content_hash: Mapped[str] = mapped_column(String(80))  # "sha256:<hex>" of the config files
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    git_dirty: Mapped[bool] = mapped_column(Boolean, default=False)  # uncommitted changes
+    config_root: Mapped[str | None] = mapped_column(Text)
+    plan_inputs: Mapped[str | None] = mapped_column(String(120))  # "tzdata=…;holidays=…"
+    horizon_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    horizon_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    inserted: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last time an apply of this same content found nothing to change.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "status", "id"),)
+
+
+class Automation(Base):
+    __tablename__ = "automations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    organization: Mapped[str] = mapped_column(Org)
+    name: Mapped[str] = mapped_column(String(63))
+    source: Mapped[str] = mapped_column(Text)
+    spec: Mapped[dict[str, Any]] = mapped_column(Json)  # the resolved Automation, defaults merged
+    spec_hash: Mapped[str] = mapped_column(String(80))
+    timezone: Mapped[str] = mapped_column(String(64))
+    is_active: Mapped[bool] = mapped_column(Boolean)
+    is_paused: Mapped[bool] = mapped_column(Boolean)
+    # Apply reconciled this automation up to here with this spec_hash and these plan inputs;
+    # a later apply with the same three and a horizon that ends no later has nothing to do.
+    planned_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    plan_inputs: Mapped[str | None] = mapped_column(String(120))
+    next_scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_executed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    execution_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_delivered: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_completed: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
+    changed_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
+    removed_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("organization", "name"),
+        # (organization, id) is unique so child tables can reference both and a row can never
+        # point at another tenant's automation.
+        UniqueConstraint("organization", "id"),
+    )
+
+
+class Occurrence(Base):
+    __tablename__ = "occurrences"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    organization: Mapped[str] = mapped_column(Org)
+    key: Mapped[str] = mapped_column(String(200))  # <organization>/<automation>/<slot>[+fold]
+    automation_id: Mapped[int] = mapped_column(Id)
+    slot: Mapped[str] = mapped_column(String(32))  # local wall time of the candidate, +fold
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    local: Mapped[str] = mapped_column(String(40))  # ISO with the zone's offset, as in the plan
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)
+    overrides: Mapped[dict[str, Any]] = mapped_column(Json)
+    moved_by: Mapped[str | None] = mapped_column(String(20))
+    moved_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dst: Mapped[str | None] = mapped_column(String(20))
+    created_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
+    changed_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
+    cancelled_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("organization", "key"),
+        ForeignKeyConstraint(
+            ["organization", "automation_id"], ["automations.organization", "automations.id"]
+        ),
+        Index(None, "organization", "automation_id", "at"),
+        Index(None, "organization", "automation_id", "slot"),
+        # The dispatcher's query: due pending occurrences in time order.
+        Index(None, "status", "at"),
+    )
+
+
+class Execution(Base):
+    __tablename__ = "executions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    organization: Mapped[str] = mapped_column(Org)
+    automation_id: Mapped[int] = mapped_column(Id)
+    # One execution per occurrence; NULL for a manual `flowspec trigger`.
+    occurrence_id: Mapped[int | None] = mapped_column(ForeignKey("occurrences.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(20))
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    delivered: Mapped[int] = mapped_column(Integer, default=0)
+    read: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["organization", "automation_id"], ["automations.organization", "automations.id"]
+        ),
+        UniqueConstraint("organization", "id"),
+        Index(None, "organization", "automation_id", "status"),
+    )
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    organization: Mapped[str] = mapped_column(Org, primary_key=True)
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    attributes: Mapped[dict[str, Any]] = mapped_column(Json)
+    tags: Mapped[list[str]] = mapped_column(Json)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Recipient(Base):
+    __tablename__ = "recipients"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    organization: Mapped[str] = mapped_column(Org)
+    execution_id: Mapped[int] = mapped_column(Id)
+    contact_id: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    message_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    current_node: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["organization", "execution_id"], ["executions.organization", "executions.id"]
+        ),
+        UniqueConstraint("execution_id", "contact_id"),
+        Index(None, "organization", "execution_id", "status"),
+    )
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    organization: Mapped[str] = mapped_column(Org)
+    channel: Mapped[str] = mapped_column(String(63))
+    contact_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("organization", "channel", "contact_id"),)
+
+
+# Core handles for bulk statements (apply writes with executemany, not the ORM).
+revisions: Table = Revision.__table__  # type: ignore[assignment]
+automations: Table = Automation.__table__  # type: ignore[assignment]
+occurrences: Table = Occurrence.__table__  # type: ignore[assignment]
+executions: Table = Execution.__table__  # type: ignore[assignment]
+contacts: Table = Contact.__table__  # type: ignore[assignment]
+recipients: Table = Recipient.__table__  # type: ignore[assignment]
+conversations: Table = Conversation.__table__  # type: ignore[assignment]
