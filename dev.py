@@ -47,7 +47,7 @@ def demo() -> int:
         [str(BIN / "flowspec"), "validate", "--strict", "automations"],
         [str(BIN / "flowspec"), "plan", "automations", "--days", "14"],
     ]
-    if (ROOT / "reconciler" / "run.py").exists():
+    if (ROOT / "reconciler" / "commands" / "run.py").exists():
         steps.append([str(BIN / "flowspec"), "run", "automations"])
     for step in steps:
         print("$ " + " ".join(["flowspec", *step[1:]]), flush=True)
