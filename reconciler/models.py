@@ -254,6 +254,7 @@ class Recipient(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     current_node: Mapped[str | None] = mapped_column(String(200))
+    step: Mapped[int] = mapped_column(Integer, default=0)  # sends so far; messages.step (0002)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -287,3 +288,74 @@ executions: Table = Execution.__table__  # type: ignore[assignment]
 contacts: Table = Contact.__table__  # type: ignore[assignment]
 recipients: Table = Recipient.__table__  # type: ignore[assignment]
 conversations: Table = Conversation.__table__  # type: ignore[assignment]
+
+
+# --------------------------------------------------------------------------- messaging (0002)
+
+# A message's status only moves forward along this order; `failed` is reachable only from
+# `sending`/`sent` and is final (docs/engine.md, "messages").
+MESSAGE_STATUSES = ("sending", "sent", "delivered", "read", "failed")
+
+
+class Message(Base):
+    """One flow step's send to one recipient (docs/engine.md, "Sending guarantee").
+
+    The row is inserted as `sending` before the HTTP call, so `(recipient_id, step)` being unique
+    is what stops a second worker from starting the same step; `message_id` (the wamid) is set
+    when the API accepted it, and status webhooks find the row by it.
+    """
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    organization: Mapped[str] = mapped_column(Org)
+    recipient_id: Mapped[int] = mapped_column(Id, ForeignKey("recipients.id"))
+    step: Mapped[int] = mapped_column(Integer)  # the recipient's `step` when this send started
+    node: Mapped[str] = mapped_column(String(200))  # the flow node that sent it
+    channel: Mapped[str] = mapped_column(String(63))  # Channel document name
+    conversation_id: Mapped[int | None] = mapped_column(Id, ForeignKey("conversations.id"))
+    message_id: Mapped[str | None] = mapped_column(String(200), unique=True)  # wamid
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When each status was reached (webhook statuses carry Meta's own timestamp).
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("recipient_id", "step"),
+        Index(None, "organization", "status"),
+    )
+
+
+class UnmatchedStatus(Base):
+    """A webhook status whose message is not (yet) known.
+
+    Meta may call back before the worker that sent the message has recorded its wamid; the
+    status waits here and is applied once the message row has it (reconciler.webhooks).
+    """
+
+    __tablename__ = "unmatched_statuses"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    organization: Mapped[str] = mapped_column(Org)
+    message_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("organization", "message_id", "status"),
+        Index(None, "received_at"),
+    )
+
+
+messages: Table = Message.__table__  # type: ignore[assignment]
+unmatched_statuses: Table = UnmatchedStatus.__table__  # type: ignore[assignment]
