@@ -442,7 +442,7 @@ class Shift:
 
     delta: timedelta
     count: int
-    moved_by: tuple[str, ...]  # the distinct `moved_by` of the new occurrences (may be empty)
+    moved_by: str | None  # set when every new occurrence has this moved_by and no old one had it
     rekeyed: bool  # keys changed (a new slot time) rather than the same keys at a new `at`
     pairs: list[tuple[Occurrence, Occurrence]]
 
@@ -470,8 +470,10 @@ def detect_shift(changes: OccurrenceChanges, old_count: int, new_count: int) -> 
     deltas = {n.at - o.at for o, n in pairs}
     if len(deltas) != 1:
         return None
-    moved_by = tuple(sorted({n.moved_by for _, n in pairs if n.moved_by}))
-    return Shift(deltas.pop(), old_count, moved_by, rekeyed, pairs)
+    new_why = {n.moved_by for _, n in pairs}
+    old_why = {o.moved_by for o, _ in pairs}
+    why = next(iter(new_why)) if len(new_why) == 1 and not (new_why & old_why) else None
+    return Shift(deltas.pop(), old_count, why, rekeyed, pairs)
 
 
 # --------------------------------------------------------------------------- per automation
@@ -485,6 +487,7 @@ class AutomationDiff:
     source_old: str | None = None
     source_new: str | None = None
     timezone: str = "UTC"
+    old_timezone: str | None = None  # when the old side had another execution_timezone
     fields: list[FieldChange] = field(default_factory=list)
     affected_by: list[str] = field(default_factory=list)  # refs of changed Flow/Channel/... docs
     occurrences: OccurrenceChanges = field(default_factory=OccurrenceChanges)
@@ -512,6 +515,7 @@ class AutomationDiff:
             "change": self.change,
             "source": self.source,
             "timezone": self.timezone,
+            "old_timezone": self.old_timezone,
             "fields": [f.to_json() for f in self.fields],
             "affected_by": list(self.affected_by),
             "occurrences": self.occurrences.to_json(),
@@ -551,6 +555,7 @@ def diff_automation_plans(old: AutomationPlan | None, new: AutomationPlan | None
         source_old=old.source if old else None,
         source_new=new.source if new else None,
         timezone=some.timezone,
+        old_timezone=old.timezone if old is not None and new is not None and old.timezone != new.timezone else None,
         occurrences=occ,
         old_count=len(old.occurrences) if old else 0,
         new_count=len(new.occurrences) if new else 0,
@@ -697,7 +702,8 @@ def diff(
         result.compiled += (old_plan is not None) + (new_plan is not None)
         d = diff_automation_plans(old_plan, new_plan)
         d.fields = doc_diff.fields if doc_diff else []
-        d.affected_by = via
+        # An added or removed automation is explained by itself, not by what it references.
+        d.affected_by = via if d.change != "added" and d.change != "removed" else []
         if d.change == "unchanged":
             if not d.fields and not via:
                 # Equal models compile equally; different models may too (an unreachable

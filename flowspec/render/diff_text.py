@@ -7,7 +7,7 @@
 
     ~ acme/weekly-digest (automations/weekly-digest.yaml, America/Sao_Paulo)
         ~ spec.schedule.start_time: "14:00" → "09:00"
-        ~ all 39 occurrences move -5h: MON/WED/FRI 14:00 → MON/WED/FRI 09:00 America/Sao_Paulo, ...
+        ~ all 39 occurrences move -5h: MON/WED/FRI 14:00 → MON/WED/FRI 09:00 America/Sao_Paulo, 2026-01-02 … 2026-03-30
     + acme/new-promo (automations/new-promo.yaml, America/Sao_Paulo)
         + 13 × MON 09:00 America/Sao_Paulo, 2026-01-05 … 2026-03-30
 
@@ -243,13 +243,20 @@ def _sorted(lines: list[tuple[datetime, Line]]) -> list[Line]:
     return [line for _, line in sorted(lines, key=lambda x: x[0])]
 
 
-def shift_lines(shift: Shift, timezone: str, expand: bool) -> list[Line]:
-    why = f" ({', '.join('moved_by=' + m for m in shift.moved_by)})" if shift.moved_by else ""
+def shift_lines(shift: Shift, timezone: str, old_timezone: str | None, expand: bool) -> list[Line]:
+    why = f" (moved_by={shift.moved_by})" if shift.moved_by else ""
     old_runs = fold_runs([o for o, _ in shift.pairs], lambda o: o.local)
     new_runs = fold_runs([n for _, n in shift.pairs], lambda o: o.local)
     head = f"{INDENT}all {shift.count} occurrences move {signed(shift.delta)}{why}"
+    zone = f"{timezone} (was {old_timezone})" if old_timezone else timezone
+    first = min(n.local for _, n in shift.pairs)
+    last = max(n.local for _, n in shift.pairs)
+    span = f"{first:%Y-%m-%d} … {last:%Y-%m-%d}"
     if len(old_runs) == 1 and len(new_runs) == 1 and isinstance(old_runs[0], Run) and isinstance(new_runs[0], Run):
-        head += f": {old_runs[0].pattern} → {new_runs[0].pattern} {timezone}, {new_runs[0].span}"
+        old_p, new_p = old_runs[0].pattern, new_runs[0].pattern
+        head += f": {new_p if old_p == new_p else f'{old_p} → {new_p}'} {zone}, {span}"
+    else:
+        head += f": {zone}, {span}" if old_timezone else f", {span}"
     lines: list[Line] = [("~", head)]
     if expand:
         for o, n in shift.pairs:
@@ -262,7 +269,7 @@ def occurrence_lines(a: AutomationDiff, *, expand: bool) -> list[Line]:
     tz = a.timezone
     shift = a.shift()
     if shift is not None:
-        return shift_lines(shift, tz, expand)
+        return shift_lines(shift, tz, a.old_timezone, expand)
     lines: list[Line] = []
     local: Callable[[Occurrence], datetime] = lambda o: o.local  # noqa: E731
     lines += _sorted(_folded("-", occ.removed, local, _occ_group, _occ_suffix, occurrence_text, tz, expand))
