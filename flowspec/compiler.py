@@ -993,6 +993,7 @@ def _moved(p: _Prepared, original: Occurrence, exc: _Exception) -> Occurrence:
         local=local.replace(tzinfo=zone.tzinfo, fold=fold),
         moved_from=original.moved_from or original.at,
         moved_by="reschedule",
+        detail=exc.detail,
         dst=dst,
     )
 
@@ -1041,11 +1042,18 @@ def _step_5_skip_and_modify(p: _Prepared, occurrences: list[Occurrence]) -> list
                 o = dataclasses.replace(o, status="skipped", reason="exception", detail=skip.detail)
             else:
                 overrides: dict[str, Any] = {}
+                details = [o.detail] if o.detail else []  # a reschedule's reason stays first
                 for e in modifies:
                     if e.lo_at <= at < e.hi_at:
                         overrides.update(e.modified_config)  # file order: later wins
+                        if e.detail:
+                            details.append(e.detail)
                 if overrides:
-                    o = dataclasses.replace(o, overrides=MappingProxyType(overrides))
+                    o = dataclasses.replace(
+                        o,
+                        overrides=MappingProxyType(overrides),
+                        detail="; ".join(details) if details else None,
+                    )
         out.append(o)
     return out
 
@@ -1144,7 +1152,7 @@ def _custom_findings(p: _Prepared) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     dates = p.entry.model.spec.schedule.recurrence_config
     assert isinstance(dates, models.CustomConfig)
-    first: dict[datetime, int] = {}
+    first: dict[datetime, tuple[int, bool]] = {}  # instant → (entry, whether gap-shifted)
     keys: dict[str, int] = {}
     reported: set[int] = set()
     for c in p.custom_entries:
@@ -1170,19 +1178,20 @@ def _custom_findings(p: _Prepared) -> list[Diagnostic]:
                         where,
                     )
                 )
-            other = first.get(at)
-            if other is not None and other != c.entry_index and not shifted:
+            seen = first.get(at)
+            if seen is None:
+                first[at] = (c.entry_index, shifted)
+            elif seen[0] != c.entry_index and not (shifted or seen[1]):
+                # Colliding only because a DST gap shifted one of them is fine: step 6 merges.
                 out.append(
                     error(
                         "FS309",
-                        f"custom dates '{dates.dates[other]}' and '{text}' are the same instant "
+                        f"custom dates '{dates.dates[seen[0]]}' and '{text}' are the same instant "
                         f"({at:%Y-%m-%dT%H:%M:%SZ}); remove one",
                         where,
                     )
                 )
-            elif other is None:
-                first[at] = c.entry_index
-        other_key = keys.get(c.key)
+        other_key = keys.get(c.key)  # the same key without the same instant (under `last`)
         if other_key is not None and other_key != c.entry_index and not any(
             d.code == "FS309" and d.location == where for d in out
         ):
