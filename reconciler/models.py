@@ -23,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -216,6 +217,18 @@ class Execution(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Engine (0003, docs/engine.md): the Channel it sends from (its breaker pauses it), what it
+    # runs (automation, flow, channel and delivery settings frozen at fan-out), why it waits or
+    # failed, when a closed window reopens, the last sign of life of a worker on it.
+    channel: Mapped[str | None] = mapped_column(String(63))
+    plan: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    reason: Mapped[str | None] = mapped_column(Text)
+    resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    audience_size: Mapped[int] = mapped_column(Integer, default=0)
+    opted_out: Mapped[int] = mapped_column(Integer, default=0)
+    unknown: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         ForeignKeyConstraint(
@@ -223,6 +236,7 @@ class Execution(Base):
         ),
         UniqueConstraint("organization", "id"),
         Index(None, "organization", "automation_id", "status"),
+        Index(None, "status", "channel"),  # the sweep and the channel breaker (0003)
     )
 
 
@@ -257,6 +271,11 @@ class Recipient(Base):
     step: Mapped[int] = mapped_column(Integer, default=0)  # sends so far; messages.step (0002)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Engine (0003): the claim token of the worker holding the lease (NULL: not claimed), the
+    # contact as resolved at fan-out (a CSV audience has no contacts row), the last error text.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    contact: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         ForeignKeyConstraint(
@@ -264,6 +283,9 @@ class Recipient(Base):
         ),
         UniqueConstraint("execution_id", "contact_id"),
         Index(None, "organization", "execution_id", "status"),
+        # The engine's claim and next-wakeup queries; terminal rows have no next_attempt_at.
+        Index(None, "execution_id", "next_attempt_at"),
+        Index(None, "lease_until"),  # the sweep's expired leases (0003)
     )
 
 
@@ -359,3 +381,58 @@ class UnmatchedStatus(Base):
 
 messages: Table = Message.__table__  # type: ignore[assignment]
 unmatched_statuses: Table = UnmatchedStatus.__table__  # type: ignore[assignment]
+
+
+# --------------------------------------------------------------------------- engine (0003)
+
+
+class RateBucket(Base):
+    """GCRA state of one rate limit shared by every worker (reconciler.engine.limits).
+
+    `tat` is the theoretical arrival time of the next message, in Unix seconds: a message may
+    go at max(now, tat), after which tat moves on by one emission interval.
+    """
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tat: Mapped[float] = mapped_column(Float(53))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChannelCircuit(Base):
+    """A Channel's breaker (SPEC 6.8): open means no execution sends from it until resumed."""
+
+    __tablename__ = "channel_circuits"
+
+    organization: Mapped[str] = mapped_column(Org, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(63), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # open | closed
+    code: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(Text)
+    execution_id: Mapped[int | None] = mapped_column(Id)  # the execution whose send tripped it
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DailyRecipient(Base):
+    """A phone number counted against a Channel's `daily_unique_recipients` (SPEC 6.10).
+
+    `counted_at` starts its 24 h: while it is younger than 24 h the number takes one unit of the
+    channel's budget and further messages to it cost nothing more.
+    """
+
+    __tablename__ = "daily_recipients"
+
+    organization: Mapped[str] = mapped_column(Org, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(63), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    counted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "organization", "channel", "counted_at"),)
+
+
+rate_buckets: Table = RateBucket.__table__  # type: ignore[assignment]
+channel_circuits: Table = ChannelCircuit.__table__  # type: ignore[assignment]
+daily_recipients: Table = DailyRecipient.__table__  # type: ignore[assignment]
