@@ -456,6 +456,10 @@ def _partial(model: type[_Model], name: str) -> type[_Model]:
     fields: dict[str, Any] = {}
     for field_name, info in model.model_fields.items():
         annotation: Any = info.annotation
+        if info.metadata:
+            # Keep the field's own constraints (ge=1, a duration pattern): a default must be
+            # as valid as the value it stands for.
+            annotation = Annotated[(annotation, *info.metadata)]
         fields[field_name] = (annotation | None, Field(None, description=info.description))
     partial: type[_Model] = create_model(name, __base__=_Model, **fields)
     return partial
