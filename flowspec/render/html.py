@@ -58,7 +58,7 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 1
 .legend { display: flex; flex-wrap: wrap; gap: 6px 18px; list-style: none; padding: 0;
   margin: 8px 0 20px; }
 .legend li { display: flex; align-items: center; gap: 6px; }
-.swatch { display: inline-block; width: 22px; height: 18px; border-radius: 4px; }
+.swatch { display: inline-block; width: 22px; height: 18px; border-radius: 4px; margin: 0 3px; }
 section.automation { border: 1px solid var(--line); border-radius: 8px; padding: 16px 20px;
   margin: 0 0 20px; background: var(--panel); }
 .months { display: flex; flex-wrap: wrap; gap: 20px; margin: 8px 0 12px; }
