@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from pydantic import ValidationError
 
 from flowspec import models, timeparse
+from flowspec.checks_flow import flow_start_warnings
 from flowspec.compiler import compiler_diagnostics
 from flowspec.config import Config, Entry, locate_merged
 from flowspec.diagnostics import Diagnostic, Location, Severity, error, warning
@@ -107,6 +108,7 @@ def _semantic(config: Config, roots: Sequence[Path]) -> tuple[list[Diagnostic], 
         _check_channel(channel, report)
     for audience in config.audiences.values():
         _check_audience(audience, roots, report)
+    out.extend(flow_start_warnings(config))
     return out, unsound
 
 
