@@ -523,56 +523,57 @@ def _prepare_day_rules(p: _Prepared) -> None:
     if s.skip_weekends:
         rules.weekend = weekend
 
-    if s.skip_holidays:
-        country = s.holiday_country
+    country = s.holiday_country
+    if country is None and s.skip_holidays:
+        country = country_for_zone(zone.name)
         if country is None:
-            country = country_for_zone(zone.name)
-            if country is None:
-                p.problems.append(
-                    error(
-                        "FS310",
-                        f"skip_holidays needs a country, and zone '{zone.name}' belongs to none; "
-                        f"add holiday_country (ISO 3166-1 alpha-2, e.g. BR)",
-                        p.locate("skip_holidays"),
-                    )
+            p.problems.append(
+                error(
+                    "FS310",
+                    f"skip_holidays needs a country, and zone '{zone.name}' belongs to none; "
+                    f"add holiday_country (ISO 3166-1 alpha-2, e.g. BR)",
+                    p.locate("skip_holidays"),
                 )
-                country = None
-            else:
-                p.notes.append(
-                    info(
-                        "FS307",
-                        f"holiday country {country} inferred from execution_timezone "
-                        f"'{zone.name}' (zone.tab); set holiday_country to make it explicit",
-                        p.locate("skip_holidays"),
-                        country=country,
-                        zone=zone.name,
-                    )
+            )
+        else:
+            p.notes.append(
+                info(
+                    "FS307",
+                    f"holiday country {country} inferred from execution_timezone "
+                    f"'{zone.name}' (zone.tab); set holiday_country to make it explicit",
+                    p.locate("skip_holidays"),
+                    country=country,
+                    zone=zone.name,
                 )
-        if country is not None:
-            try:
-                check_country(country, s.holiday_subdivision)
-            except HolidayError as exc:
-                field_name = "holiday_country" if exc.field == "country" else "holiday_subdivision"
-                where = field_name if getattr(s, field_name) is not None else "skip_holidays"
-                wrong = country if exc.field == "country" else str(s.holiday_subdivision)
-                inferred = "" if s.holiday_country else f" (inferred from '{zone.name}')"
-                p.problems.append(
-                    error(
-                        "FS311",
-                        f"{exc}{inferred}{did_you_mean(wrong, exc.candidates)}; the holidays "
-                        f"package knows {_sample(exc.candidates)}",
-                        p.locate(where),
-                    )
+            )
+    if country is not None:
+        # Checked even without skip_holidays: a misspelt country is wrong wherever it is.
+        try:
+            check_country(country, s.holiday_subdivision)
+        except HolidayError as exc:
+            field_name = "holiday_country" if exc.field == "country" else "holiday_subdivision"
+            where = field_name if getattr(s, field_name) is not None else "skip_holidays"
+            wrong = country if exc.field == "country" else str(s.holiday_subdivision)
+            inferred = "" if s.holiday_country else f" (inferred from '{zone.name}')"
+            p.problems.append(
+                error(
+                    "FS311",
+                    f"{exc}{inferred}{did_you_mean(wrong, exc.candidates)}; the holidays "
+                    f"package knows {_sample(exc.candidates)}",
+                    p.locate(where),
                 )
-                country = None
+            )
+            country = None
+    if s.skip_holidays:
         extra = frozenset(timeparse.parse_date(d) for d in s.extra_holidays)
         rules.holidays = HolidayCalendar(country, s.holiday_subdivision, extra)
     p.rules = rules
 
 
 def _sample(candidates: list[str]) -> str:
-    shown = ", ".join(candidates[:12])
-    return shown + (", …" if len(candidates) > 12 else "") if candidates else "none"
+    codes = [c for c in candidates if len(c) <= 3] or candidates  # codes, not aliases
+    shown = ", ".join(codes[:12])
+    return shown + (", …" if len(codes) > 12 else "") if codes else "none"
 
 
 def _prepare_exceptions(p: _Prepared) -> None:
