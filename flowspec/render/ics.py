@@ -7,6 +7,7 @@ instead of duplicating them. CRLF line endings and 75-octet folding as the RFC r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO
@@ -24,6 +25,7 @@ PRODID = "-//flowspec//flowspec plan//EN"
 UID_DOMAIN = "flowspec"
 MAX_OCTETS = 75
 CRLF = "\r\n"
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # not allowed in TEXT (HTAB is)
 
 
 def render(plan: Plan, out: IO[str], options: RenderOptions) -> None:
@@ -86,7 +88,7 @@ def text(value: str) -> str:
     """RFC 5545 3.3.11 TEXT: escape backslash, ';', ',' and newlines; drop other controls."""
     value = value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
     value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
-    return "".join(c for c in value if c == "\t" or c >= " " and c != "\x7f")
+    return _CONTROL.sub("", value)
 
 
 def fold(line: str) -> str:
@@ -94,6 +96,9 @@ def fold(line: str) -> str:
     encoded = line.encode("utf-8")
     if len(encoded) <= MAX_OCTETS:
         return line
+    if len(encoded) == len(line):  # ASCII, the usual case: one octet per character
+        rest = [line[i : i + MAX_OCTETS - 1] for i in range(MAX_OCTETS, len(line), MAX_OCTETS - 1)]
+        return (CRLF + " ").join([line[:MAX_OCTETS], *rest])
     parts: list[str] = []
     current: list[str] = []
     size, limit = 0, MAX_OCTETS

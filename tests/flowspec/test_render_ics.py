@@ -6,10 +6,11 @@ import dataclasses
 from datetime import UTC, datetime
 
 import icalendar
+import pytest
 from test_render_common import daily_promo, rendered, sample_plan
 
 from flowspec.plan import Inputs, Plan
-from flowspec.render.ics import fold, uid
+from flowspec.render.ics import fold, text, uid
 
 
 def _events(text: str) -> list[icalendar.cal.Component]:
@@ -83,3 +84,18 @@ def test_empty_plan_is_a_valid_calendar() -> None:
     """No automations still gives a calendar that parses, with no events."""
     plan = Plan(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC), Inputs("a", "b"), [])
     assert _events(rendered("ics", plan)) == []
+
+
+@pytest.mark.parametrize("length", [74, 75, 76, 148, 149, 150, 151, 300])
+def test_folding_ascii_lines_at_every_boundary(length: int) -> None:
+    """ASCII lines fold at exactly 75 octets, continuations at 74 plus the leading space."""
+    line = "".join(chr(ord("a") + i % 26) for i in range(length))
+    parts = fold(line).split("\r\n")
+    assert all(len(p) <= 75 for p in parts)
+    assert all(len(p) == 75 for p in parts[:-1])
+    assert "".join([parts[0], *(p[1:] for p in parts[1:])]) == line
+
+
+def test_text_values_are_escaped_and_stripped_of_controls() -> None:
+    """TEXT escapes backslash, ';', ',' and newlines, keeps tabs and drops other controls."""
+    assert text("a\x00b\tc\x7fd\r\ne;f,g\\") == "ab\tcd\\ne\\;f\\,g\\\\"
