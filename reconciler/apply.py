@@ -56,19 +56,63 @@ AutomationAction = Literal["create", "update", "restore", "remove", "none"]
 # --------------------------------------------------------------------------- desired state
 
 
-@dataclass(frozen=True)
 class DesiredAutomation:
-    """One automation as the files say it should be: its plan plus what the row stores."""
+    """One automation as the files say it should be.
 
-    plan: AutomationPlan
-    is_active: bool = True
-    is_paused: bool = False
-    # The resolved document as JSON; called only when the row is written.
-    spec: Callable[[], Mapping[str, Any]] = field(default=lambda: {})
+    The plan is compiled on first use only: an automation whose spec_hash, plan inputs and
+    coverage match its row is never compiled, which is what keeps a re-apply cheap.
+    """
+
+    __slots__ = ("organization", "name", "source", "timezone", "spec_hash", "is_active",
+                 "is_paused", "_compile", "_spec", "_plan")
+
+    def __init__(
+        self,
+        *,
+        organization: str,
+        name: str,
+        source: str,
+        timezone: str,
+        spec_hash: str,
+        compile: Callable[[], AutomationPlan],
+        spec: Callable[[], Mapping[str, Any]] = dict,
+        is_active: bool = True,
+        is_paused: bool = False,
+    ) -> None:
+        self.organization, self.name, self.source = organization, name, source
+        self.timezone, self.spec_hash = timezone, spec_hash
+        self.is_active, self.is_paused = is_active, is_paused
+        self._compile, self._spec = compile, spec
+        self._plan: AutomationPlan | None = None
+
+    @classmethod
+    def of_plan(
+        cls,
+        plan: AutomationPlan,
+        *,
+        spec: Callable[[], Mapping[str, Any]] = dict,
+        is_active: bool = True,
+        is_paused: bool = False,
+    ) -> DesiredAutomation:
+        """From an already compiled plan (tests, benchmarks, callers holding a Plan)."""
+        return cls(
+            organization=plan.organization, name=plan.name, source=plan.source,
+            timezone=plan.timezone, spec_hash=plan.spec_hash, compile=lambda: plan, spec=spec,
+            is_active=is_active, is_paused=is_paused,
+        )
+
+    @property
+    def plan(self) -> AutomationPlan:
+        if self._plan is None:
+            self._plan = self._compile()
+        return self._plan
+
+    def spec(self) -> Mapping[str, Any]:
+        return self._spec()
 
     @property
     def ident(self) -> tuple[str, str]:
-        return (self.plan.organization, self.plan.name)
+        return (self.organization, self.name)
 
     @property
     def held_status(self) -> str | None:
@@ -126,8 +170,10 @@ class AutomationChanges:
     source: str | None = None
     actual: ActualAutomation | None = None
     desired: DesiredAutomation | None = None
-    # Only the row's bookkeeping moved (planned_until, plan_inputs): written, not reported.
+    # Only the row's bookkeeping moved (planned_until, plan_inputs, the file it was loaded
+    # from): written, not reported as a change.
     bookkeeping: bool = False
+    reconciled: bool = True  # its occurrences were compared up to the horizon
     inserts: list[dict[str, Any]] = field(default_factory=list)  # key, slot + COMPARED fields
     inserted: list[Occurrence] = field(default_factory=list)  # the plan's side of `inserts`
     updates: list[OccurrenceUpdate] = field(default_factory=list)
@@ -136,6 +182,7 @@ class AutomationChanges:
     # "every occurrence moved by 1h").
     live_before: int = 0
     planned: int = 0
+    old_spec: Mapping[str, Any] | None = None  # the stored spec, when a renderer asks for it
 
     @property
     def has_changes(self) -> bool:
@@ -176,15 +223,14 @@ def automation_action(desired: DesiredAutomation | None, actual: ActualAutomatio
         return "create"
     if actual.removed_at is not None:
         return "restore"
-    p = desired.plan
+    # `source` is left out: the same file reached by another path is the same automation.
     same = (
-        actual.spec_hash == p.spec_hash
-        and actual.source == p.source
-        and actual.timezone == p.timezone
+        actual.spec_hash == desired.spec_hash
+        and actual.timezone == desired.timezone
         and actual.is_active == desired.is_active
         and actual.is_paused == desired.is_paused
     )
-    return "none" if same and p.spec_hash else "update"
+    return "none" if same and desired.spec_hash else "update"
 
 
 def reconcile_window(
@@ -221,11 +267,10 @@ def diff_automation(
 ) -> AutomationChanges:
     """One automation's changes. `rows` are its stored occurrences that may matter: every row at
     or after `since`, and every row whose key the plan in [since, horizon_end) names."""
-    some = desired.plan if desired is not None else actual
+    some = desired if desired is not None else actual
     assert some is not None
-    action = automation_action(desired, actual)
     out = AutomationChanges(
-        some.organization, some.name, action, source=desired.plan.source if desired else actual.source if actual else None,
+        some.organization, some.name, automation_action(desired, actual), source=some.source,
         actual=actual, desired=desired,
     )
     if desired is None:
@@ -398,7 +443,7 @@ UPDATE_AUTOMATION = (
 BOOKKEEP_AUTOMATION = (
     automations.update()
     .where(automations.c.id == _b("b_id"), automations.c.organization == _b("b_org"))
-    .values(planned_until=_b("planned_until"), plan_inputs=_b("plan_inputs"))
+    .values(planned_until=_b("planned_until"), plan_inputs=_b("plan_inputs"), source=_b("source"))
 )
 REMOVE_AUTOMATION = (
     automations.update()
@@ -456,9 +501,11 @@ class Writer:
             elif c.action == "remove":
                 self.auto_removes.append({**key, "rev": rev, "ts": self.ts})
             elif c.desired is not None:
-                self.auto_bookkeeping.append(
-                    {**key, "planned_until": self.horizon_end, "plan_inputs": self.inputs}
-                )
+                self.auto_bookkeeping.append({
+                    **key, "source": c.desired.source,
+                    "planned_until": self.horizon_end if c.reconciled else a.planned_until,
+                    "plan_inputs": self.inputs if c.reconciled else a.plan_inputs,
+                })
             if c.inserts:
                 self.occ_inserts.extend(self._insert_row(v, a.organization, a.id) for v in c.inserts)
             for u in c.updates:
@@ -483,10 +530,9 @@ class Writer:
         )
 
     def _automation_values(self, d: DesiredAutomation) -> dict[str, Any]:
-        p = d.plan
         return {
-            "source": p.source, "spec": dict(d.spec()), "spec_hash": p.spec_hash,
-            "timezone": p.timezone, "is_active": d.is_active, "is_paused": d.is_paused,
+            "source": d.source, "spec": dict(d.spec()), "spec_hash": d.spec_hash,
+            "timezone": d.timezone, "is_active": d.is_active, "is_paused": d.is_paused,
             "planned_until": self.horizon_end, "plan_inputs": self.inputs,
         }
 
@@ -619,6 +665,10 @@ def reconcile(
         a = actual.pop(ident, None)
         since = reconcile_window(d, a, now=now, horizon_end=horizon_end, inputs=label)
         if since is None:
+            assert a is not None
+            if a.source != d.source:
+                handle(AutomationChanges(d.organization, d.name, "none", source=d.source, actual=a,
+                                         desired=d, bookkeeping=True, reconciled=False))
             continue
         rows = load_rows(conn, a, d, since=since, horizon_end=horizon_end) if a is not None else []
         c = diff_automation(d, a, rows, now=now, since=since, horizon_end=horizon_end)
