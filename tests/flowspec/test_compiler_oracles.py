@@ -142,10 +142,13 @@ def test_monthly_matches_rrule(
     zone: str, start: date, times: list[tuple[int, int]], interval: int, by: tuple[str, object]
 ) -> None:
     """monthly slots equal rrule MONTHLY (bymonthday / byweekday with an ordinal)."""
+    kw: dict[str, object]
     if by[0] == "day":
         config, kw = f"day: {by[1]}", {"bymonthday": by[1]}
     else:
-        weekday, week = by[1]  # type: ignore[misc]
+        pair = by[1]
+        assert isinstance(pair, tuple)
+        weekday, week = int(pair[0]), int(pair[1])
         config, kw = f"weekday: {WEEKDAYS[weekday]}, week: {week}", {"byweekday": RRULE_DAYS[weekday](week)}
     schedule = (
         f"recurrence_type: monthly\nrecurrence_config: {{interval: {interval}, {config}, times: {times_yaml(times)}}}\n"
