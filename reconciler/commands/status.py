@@ -11,6 +11,7 @@ import click
 from reconciler import apply as core
 from reconciler import db as dbmod
 from reconciler.commands.db import db_option
+from reconciler.executions import collect_executions, render_executions_text
 from reconciler.status import collect_status, render_text
 
 
@@ -56,13 +57,16 @@ def status(
                 conn, database=database.masked_url, files=files, organizations=organizations,
                 include_removed=include_removed,
             )
+            # Executions, waits and open breakers (issue 7): reconciler.executions.
+            runs = collect_executions(conn, organizations=organizations)
     finally:
         database.dispose()
     if fmt == "json":
-        json.dump(report.to_json(), sys.stdout, indent=2)
+        json.dump({**report.to_json(), "executions": runs.to_json()}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         click.echo(render_text(report))
+        click.echo("\n".join(["", *render_executions_text(runs)]))
         if missing:
             click.echo(f"files:    {', '.join(missing)} not found; drift not checked", err=True)
     return 0
