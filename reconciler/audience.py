@@ -1,0 +1,143 @@
+"""Audiences → contacts, at fan-out time (SPEC 1.2 "Audience", 6.4).
+
+An Automation names its audience one of three ways: `contact_ids`, `segment: {tags}` or
+`audience: <Audience document>`, and an Audience document is itself `contact_ids`, `segment` or a
+CSV `file`. All resolve to stored contacts of the automation's organization. Opted-out contacts
+are excluded and counted; ids that match no contact are listed as missing.
+
+A CSV `file` is read relative to the YAML file that declares the Audience, and its rows are
+imported with the rules of `flowspec contacts import` (reconciler.contacts) before the audience
+is read back: the file is the truth for its columns, an opt-out stored in the database still
+wins, and every later step (conditions on `contact.<field>`, a resumed `wait`, opt-out checks
+before each send) reads one place, the contacts table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowspec import models
+from flowspec.config import Config
+from flowspec.diagnostics import UserError
+from reconciler.contacts import (
+    Executor,
+    ImportResult,
+    RowProblem,
+    contact_mapping,
+    dialect_name,
+    load_contacts,
+    read_csv,
+    upsert_records,
+)
+from reconciler.models import contacts
+
+
+@dataclass
+class ResolvedAudience:
+    # Contacts to message, in a stable order: as listed (contact_ids, file) or by id (segment).
+    # Each is a mapping a flow reads: id, phone, tags, opted_out, attributes.
+    contacts: list[dict[str, Any]] = field(default_factory=list)
+    opted_out: int = 0
+    opted_out_ids: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # listed ids with no stored contact
+    problems: list[RowProblem] = field(default_factory=list)  # bad rows of a CSV file, skipped
+    source: str = ""  # what was resolved, for messages: "segment tags=vip", "file ..."
+
+
+def resolve_audience(
+    session: Executor,
+    *,
+    organization: str,
+    spec: models.AutomationSpec,
+    config: Config,
+    now: datetime | None = None,
+    base_dir: Path | None = None,
+) -> ResolvedAudience:
+    """The contacts an Automation's audience means right now.
+
+    `now` stamps contacts imported from an Audience `file` (default: the clock); `base_dir`
+    overrides where a relative `file` is looked up (default: the declaring YAML file's folder).
+    """
+    ref = spec.audience
+    if ref.contact_ids is not None:
+        return _by_ids(session, organization, ref.contact_ids, "contact_ids")
+    if ref.segment is not None:
+        return _by_segment(session, organization, ref.segment.tags)
+    assert ref.audience is not None  # AudienceRef holds exactly one of the three
+    entry = config.audiences.get((organization, ref.audience))
+    if entry is None:
+        raise UserError(
+            f"audience '{ref.audience}' is not defined in organization '{organization}'; "
+            f"add an Audience document with that name or fix the reference"
+        )
+    audience = entry.model.spec
+    if audience.contact_ids is not None:
+        return _by_ids(session, organization, audience.contact_ids, f"audience {ref.audience}")
+    if audience.segment is not None:
+        return _by_segment(session, organization, audience.segment.tags)
+    assert audience.file is not None
+    folder = base_dir if base_dir is not None else Path(entry.source).parent
+    path = Path(audience.file)
+    return _by_file(
+        session, organization, path if path.is_absolute() else folder / path,
+        now if now is not None else datetime.now(UTC),
+    )
+
+
+def _partition(found: Sequence[dict[str, Any]], out: ResolvedAudience) -> ResolvedAudience:
+    for contact in found:
+        if contact["opted_out"]:
+            out.opted_out += 1
+            out.opted_out_ids.append(contact["id"])
+        else:
+            out.contacts.append(contact)
+    return out
+
+
+def _by_ids(session: Executor, organization: str, ids: Sequence[str], source: str) -> ResolvedAudience:
+    wanted = list(dict.fromkeys(ids))
+    stored = load_contacts(session, organization, wanted)
+    out = ResolvedAudience(source=source, missing=[i for i in wanted if i not in stored])
+    return _partition([stored[i] for i in wanted if i in stored], out)
+
+
+def _by_segment(session: Executor, organization: str, tags: Sequence[str]) -> ResolvedAudience:
+    wanted = list(dict.fromkeys(tags))
+    query = sa.select(
+        contacts.c.id, contacts.c.phone, contacts.c.tags, contacts.c.opted_out, contacts.c.attributes
+    ).where(contacts.c.organization == organization)
+    if dialect_name(session) == "postgresql":
+        # jsonb containment: every wanted tag is in the contact's tag array.
+        query = query.where(
+            sa.text("contacts.tags @> CAST(:segment_tags AS jsonb)").bindparams(
+                segment_tags=json.dumps(wanted)
+            )
+        )
+    else:
+        for position, tag in enumerate(wanted):
+            name = f"segment_tag_{position}"
+            query = query.where(
+                sa.text(
+                    f"EXISTS (SELECT 1 FROM json_each(contacts.tags) WHERE json_each.value = :{name})"
+                ).bindparams(**{name: tag})
+            )
+    rows = session.execute(query.order_by(contacts.c.id))
+    out = ResolvedAudience(source="segment tags=" + ",".join(wanted))
+    return _partition([contact_mapping(r._mapping) for r in rows], out)
+
+
+def _by_file(session: Executor, organization: str, path: Path, now: datetime) -> ResolvedAudience:
+    parsed = read_csv(path)
+    upsert_records(session, organization=organization, records=parsed.records, now=now,
+                   result=ImportResult(file=parsed.file))
+    ids = [r.id for r in parsed.records]
+    stored = load_contacts(session, organization, ids)
+    out = ResolvedAudience(source=f"file {path}", problems=list(parsed.problems))
+    return _partition([stored[i] for i in ids if i in stored], out)
