@@ -271,10 +271,9 @@ class Recipient(Base):
     step: Mapped[int] = mapped_column(Integer, default=0)  # sends so far; messages.step (0002)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Engine (0003): the claim token of the worker holding the lease (NULL: not claimed), the
-    # contact as resolved at fan-out (a CSV audience has no contacts row), the last error text.
+    # Engine (0003): the claim token of the worker holding the lease (NULL: not claimed) and the
+    # last error's text (error_code holds its code).
     lease_owner: Mapped[str | None] = mapped_column(String(64))
-    contact: Mapped[dict[str, Any] | None] = mapped_column(Json)
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (

@@ -45,7 +45,6 @@ def upgrade() -> None:
 
     with op.batch_alter_table('recipients', schema=None) as batch_op:
         batch_op.add_column(sa.Column('lease_owner', sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column('contact', JSON_, nullable=True))
         batch_op.add_column(sa.Column('error', sa.Text(), nullable=True))
         batch_op.create_index(batch_op.f('ix_recipients_execution_id_next_attempt_at'), ['execution_id', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_recipients_lease_until'), ['lease_until'], unique=False)
@@ -89,7 +88,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_recipients_lease_until'))
         batch_op.drop_index(batch_op.f('ix_recipients_execution_id_next_attempt_at'))
         batch_op.drop_column('error')
-        batch_op.drop_column('contact')
         batch_op.drop_column('lease_owner')
     with op.batch_alter_table('executions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_executions_status_channel'))
