@@ -8,6 +8,7 @@ and `diff` never import a database or queue driver.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -75,8 +76,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     """The one error boundary: every command's outcome becomes an exit code here."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result: Any = cli.main(args=argv, prog_name="flowspec", standalone_mode=False)
+        # make_context + invoke rather than cli.main: click's main turns a broken pipe into
+        # exit(1), but `flowspec plan | head` is normal use.
+        with cli.make_context("flowspec", list(args)) as ctx:
+            result: Any = cli.invoke(ctx)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.format_message() if hasattr(exc, "format_message") else str(exc))
         return EXIT_OK
@@ -98,8 +103,11 @@ def run(argv: list[str] | None = None) -> int:
         click.echo(f"error: {exc.message}", err=True)
         return EXIT_USER
     except BrokenPipeError:
-        # `flowspec plan | head` is normal use, not a crash.
-        sys.stderr.close()
+        # The reader went away: point stdout at /dev/null so the interpreter's final flush
+        # does not raise again, and end quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except Exception:
         return _report_bug()
