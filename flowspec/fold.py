@@ -1,9 +1,9 @@
 """Regular runs of occurrences folded into one line: "52 × MON 09:00, 2026-01-05 … 2026-12-28".
 
 A diff of a weekly automation over a year lists 52 added occurrences; a reviewer reads them as
-one fact. `fold_runs` finds the fewest runs that describe a set exactly (each run claims every
-date of its rhythm between its first and last item, no more), and leaves what fits no rhythm as
-single items, so folding never hides an irregularity.
+one fact. `fold_runs` finds few runs that describe a set exactly (each run claims every date of
+its rhythm between its first and last item, no more), and leaves what fits no rhythm as single
+items, so folding never hides an irregularity.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 WEEKDAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _MONDAY = date(2001, 1, 1)  # a Monday: week numbers count from it
+_DAY = timedelta(days=1)
 
 
 @dataclass
@@ -41,56 +42,82 @@ class Run(Generic[T]):
         return f"{self.first.strftime(fmt)} … {self.last.strftime(fmt)}"
 
 
+@dataclass(frozen=True, slots=True)
+class _P(Generic[T]):
+    """An item with its local wall time computed once (naive for arithmetic, aware for display)."""
+
+    wall: datetime
+    local: datetime
+    item: T
+
+
+Part = Run[T] | _P[T]
+
+
 def fold_runs(items: Sequence[T], local: Callable[[T], datetime], *, min_run: int = 3) -> list[Run[T] | T]:
-    """Group items (already alike in status and change) into regular runs, fewest lines first.
+    """Group items (already alike in status and change) into regular runs, few lines first.
 
-    `local(item)` gives the item's local wall time. Tried in turn: one constant step over all
-    items (every 15 minutes, daily, weekly); and per time of day: a constant step in days,
-    per-weekday runs merged across weekdays (MON/WED/FRI), and monthly runs (day 15, last day,
-    2nd TUE, last FRI). The candidate with the fewest lines wins; what fits no run stays an item.
+    `local(item)` gives the item's local wall time. Tried in turn, stopping at the first that
+    gives a single run: one constant step over all items (every 15 minutes, daily, weekly); then
+    per time of day a constant step in days, per-weekday runs merged across weekdays
+    (MON/WED/FRI), and monthly runs (day 15, last day, 2nd TUE, last FRI). Otherwise the
+    candidate with the fewest lines wins; what fits no run stays an item.
     """
-    ordered = sorted(items, key=lambda i: local(i).replace(tzinfo=None))
-    if len(ordered) < min_run:
-        return list(ordered)
-    whole = _segments(ordered, local, min_run)
-    by_time: dict[time, list[T]] = defaultdict(list)
-    for item in ordered:
-        by_time[local(item).time()].append(item)
-    per_time: list[Run[T] | T] = []
-    for group in by_time.values():
-        per_time.extend(_best_daily(group, local, min_run))
-    best = min((whole, per_time), key=len)
-    return sorted(best, key=lambda x: (x.first if isinstance(x, Run) else local(x)).replace(tzinfo=None))
+    ps = sorted((_P(t.replace(tzinfo=None), t, i) for i in items for t in (local(i),)), key=lambda p: p.wall)
+    if len(ps) < min_run:
+        return [p.item for p in ps]
+    best = _segments(ps, min_run)
+    if len(best) > 1:
+        by_time: dict[time, list[_P[T]]] = defaultdict(list)
+        for p in ps:
+            by_time[p.wall.time()].append(p)
+        per_time: list[Part[T]] = []
+        for group in by_time.values():
+            per_time.extend(_best_daily(group, min_run))
+        if len(per_time) < len(best):
+            best = per_time
+    best.sort(key=lambda x: x.first.replace(tzinfo=None) if isinstance(x, Run) else x.wall)
+    return [x if isinstance(x, Run) else x.item for x in best]
 
 
-def _naive(t: datetime) -> datetime:
-    return t.replace(tzinfo=None)
+def _run(ps: Sequence[_P[T]], pattern: str, intraday: bool = False) -> Run[T]:
+    return Run([p.item for p in ps], pattern, ps[0].local, ps[-1].local, intraday)
 
 
-def _segments(ordered: list[T], local: Callable[[T], datetime], min_run: int) -> list[Run[T] | T]:
-    """Greedy maximal segments of one constant step in local wall time."""
-    out: list[Run[T] | T] = []
-    i, n = 0, len(ordered)
+def _bounds(ps: list[_P[T]], min_run: int) -> list[tuple[int, int]]:
+    """Greedy maximal segments of one constant step in local wall time, as (first, last)
+    indexes; a segment shorter than `min_run` is split into single items (first == last)."""
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(ps)
     while i < n:
         j = i + 1
         if j < n:
-            step = _naive(local(ordered[j])) - _naive(local(ordered[i]))
-            while j + 1 < n and _naive(local(ordered[j + 1])) - _naive(local(ordered[j])) == step:
+            step = ps[j].wall - ps[i].wall
+            while j + 1 < n and ps[j + 1].wall - ps[j].wall == step:
                 j += 1
-        if j - i + 1 >= min_run and j < n:
-            seg = ordered[i : j + 1]
-            intraday = bool(step % timedelta(days=1))
-            out.append(Run(seg, _step_pattern(step, local(seg[0])), local(seg[0]), local(seg[-1]), intraday))
+        if j < n and j - i + 1 >= min_run:
+            out.append((i, j))
             i = j + 1
         else:
-            out.append(ordered[i])
+            out.append((i, i))
             i += 1
+    return out
+
+
+def _segments(ps: list[_P[T]], min_run: int) -> list[Part[T]]:
+    out: list[Part[T]] = []
+    for i, j in _bounds(ps, min_run):
+        if i == j:
+            out.append(ps[i])
+            continue
+        step = ps[i + 1].wall - ps[i].wall
+        out.append(_run(ps[i : j + 1], _step_pattern(step, ps[i].wall), bool(step % _DAY)))
     return out
 
 
 def _step_pattern(step: timedelta, first: datetime) -> str:
     hhmm = first.strftime("%H:%M")
-    if step % timedelta(days=1):
+    if step % _DAY:
         from flowspec.timeparse import format_duration
 
         return f"every {format_duration(step)}"
@@ -103,51 +130,23 @@ def _step_pattern(step: timedelta, first: datetime) -> str:
     return f"every {days} days {hhmm}"
 
 
-def _best_daily(group: list[T], local: Callable[[T], datetime], min_run: int) -> list[Run[T] | T]:
-    candidates = [_segments(group, local, min_run), _weekday_runs(group, local, min_run)]
-    for key in _MONTH_KEYS:
-        candidates.append(_month_runs(group, local, min_run, key))
-    return min(candidates, key=len)
+def _best_daily(group: list[_P[T]], min_run: int) -> list[Part[T]]:
+    best = _segments(group, min_run)
+    if len(best) <= 1:
+        return best
+    for candidate in (lambda: _weekday_runs(group, min_run), *(
+        (lambda key=key: _month_runs(group, min_run, key)) for key in _MONTH_KEYS
+    )):
+        found = candidate()
+        if len(found) < len(best):
+            best = found
+            if len(best) == 1:
+                break
+    return best
 
 
 def _week(d: date) -> int:
     return (d - _MONDAY).days // 7
-
-
-def _weekday_runs(group: list[T], local: Callable[[T], datetime], min_run: int) -> list[Run[T] | T]:
-    """Per weekday, constant-step segments; then segments of one step whose weekdays together
-    form "every MON/WED/FRI between first and last" merge into one run."""
-    per_day: dict[int, list[T]] = defaultdict(list)
-    for item in group:
-        per_day[local(item).weekday()].append(item)
-    segments: list[Run[T]] = []
-    singles: list[Run[T] | T] = []
-    for items in per_day.values():
-        for part in _segments(items, local, 2):
-            if isinstance(part, Run) and part.count >= 2:
-                segments.append(part)
-            else:
-                singles.append(part)
-    groups: list[list[Run[T]]] = []
-    for seg in sorted(segments, key=lambda s: (s.first, s.first.weekday())):
-        for g in groups:
-            if _can_merge(g, seg, local):
-                g.append(seg)
-                break
-        else:
-            groups.append([seg])
-    out: list[Run[T] | T] = list(singles)
-    for g in groups:
-        items = sorted((i for s in g for i in s.items), key=lambda i: _naive(local(i)))
-        if len(items) < min_run:
-            out.extend(items)
-            continue
-        step_weeks = _seg_step(g[0], local).days // 7
-        days = weekday_label(sorted({s.first.weekday() for s in g}))
-        every = "" if step_weeks == 1 else f"every {step_weeks} weeks "
-        hhmm = local(items[0]).strftime("%H:%M")
-        out.append(Run(items, f"{every}{days} {hhmm}", local(items[0]), local(items[-1])))
-    return out
 
 
 def weekday_label(days: Sequence[int]) -> str:
@@ -166,34 +165,86 @@ def weekday_label(days: Sequence[int]) -> str:
     return "/".join(parts)
 
 
-def _seg_step(seg: Run[T], local: Callable[[T], datetime]) -> timedelta:
-    return _naive(local(seg.items[1])) - _naive(local(seg.items[0]))
+@dataclass
+class _Seg(Generic[T]):
+    ps: list[_P[T]]
+
+    @property
+    def first(self) -> date:
+        return self.ps[0].wall.date()
+
+    @property
+    def last(self) -> date:
+        return self.ps[-1].wall.date()
+
+    @property
+    def weekday(self) -> int:
+        return self.ps[0].wall.weekday()
+
+    @property
+    def step(self) -> timedelta:
+        return self.ps[1].wall - self.ps[0].wall
 
 
-def _can_merge(group: list[Run[T]], seg: Run[T], local: Callable[[T], datetime]) -> bool:
-    step = _seg_step(seg, local)
-    if step.days % 7 or step % timedelta(days=1) or any(_seg_step(s, local) != step for s in group):
+def _weekday_runs(group: list[_P[T]], min_run: int) -> list[Part[T]]:
+    """Per weekday, constant-step segments; then segments of one step whose weekdays together
+    form "every MON/WED/FRI between first and last" merge into one run."""
+    per_day: dict[int, list[_P[T]]] = defaultdict(list)
+    for p in group:
+        per_day[p.wall.weekday()].append(p)
+    segments: list[_Seg[T]] = []
+    singles: list[Part[T]] = []
+    for ps in per_day.values():
+        for i, j in _bounds(ps, 2):
+            if i == j:
+                singles.append(ps[i])
+            else:
+                segments.append(_Seg(ps[i : j + 1]))
+    groups: list[list[_Seg[T]]] = []
+    for seg in sorted(segments, key=lambda s: (s.first, s.weekday)):
+        for g in groups:
+            if _can_merge(g, seg):
+                g.append(seg)
+                break
+        else:
+            groups.append([seg])
+    out: list[Part[T]] = list(singles)
+    for g in groups:
+        ps = sorted((p for s in g for p in s.ps), key=lambda p: p.wall)
+        if len(ps) < min_run:
+            out.extend(ps)
+            continue
+        weeks = g[0].step.days // 7
+        every = "" if weeks == 1 else f"every {weeks} weeks "
+        days = weekday_label(sorted({s.weekday for s in g}))
+        out.append(_run(ps, f"{every}{days} {ps[0].wall:%H:%M}"))
+    return out
+
+
+def _can_merge(group: list[_Seg[T]], seg: _Seg[T]) -> bool:
+    step = seg.step
+    if step.days % 7 or step % _DAY or any(s.step != step for s in group):
         return False
-    if any(s.first.weekday() == seg.first.weekday() for s in group):
+    if any(s.weekday == seg.weekday for s in group):
         return False
     k = step.days // 7
     members = [*group, seg]
-    phase = _week(members[0].first.date()) % k
-    if any(_week(s.first.date()) % k != phase for s in members):
+    phase = _week(members[0].first) % k
+    if any(_week(s.first) % k != phase for s in members):
         return False
-    lo = min(s.first.date() for s in members)
-    hi = max(s.last.date() for s in members)
+    lo = min(s.first for s in members)
+    hi = max(s.last for s in members)
     # Merged, the run claims every listed weekday in phase between lo and hi: check each
     # weekday's segment starts and ends exactly where that claim says.
     for s in members:
-        wd = s.first.weekday()
+        wd = s.weekday
         first = lo + timedelta(days=(wd - lo.weekday()) % 7)
         while _week(first) % k != phase:
             first += timedelta(days=7)
         last = hi - timedelta(days=(hi.weekday() - wd) % 7)
         while _week(last) % k != phase:
             last -= timedelta(days=7)
-        if s.first.date() != first or s.last.date() != last:
+        if s.first != first or s.last != last:
             return False
     return True
 
@@ -233,41 +284,41 @@ def _month_has(month: int, key: Callable[[date], str | None], k: str) -> bool:
     return any(key(date(year, m + 1, d)) == k for d in range(1, calendar.monthrange(year, m + 1)[1] + 1))
 
 
-def _month_runs(
-    group: list[T],
-    local: Callable[[T], datetime],
-    min_run: int,
-    key: Callable[[date], str | None],
-) -> list[Run[T] | T]:
+def _month_steps(months: list[int], key: Callable[[date], str | None], k: str) -> list[int]:
+    """Months from each item to the next, counting only months that have day `k`."""
+    return [
+        sum(1 for m in range(a + 1, b + 1) if _month_has(m, key, k)) for a, b in zip(months, months[1:], strict=False)
+    ]
+
+
+def _month_runs(group: list[_P[T]], min_run: int, key: Callable[[date], str | None]) -> list[Part[T]]:
     """Runs on one day of the month. Months without that day (31, 5th FRI) do not break a run,
     as they do not break the schedule (RFC 5545): the step counts only months that have it."""
-    by_key: dict[str, list[T]] = defaultdict(list)
-    out: list[Run[T] | T] = []
-    for item in group:
-        k = key(local(item).date())
+    by_key: dict[str, list[_P[T]]] = defaultdict(list)
+    out: list[Part[T]] = []
+    for p in group:
+        k = key(p.wall.date())
         if k is None:
-            out.append(item)
+            out.append(p)
         else:
-            by_key[k].append(item)
-    for k, items in by_key.items():
-        months = [_month_index(local(i).date()) for i in items]
-
-        def step(a: int, b: int, k: str = k, months: list[int] = months) -> int:
-            return sum(1 for m in range(months[a] + 1, months[b] + 1) if _month_has(m, key, k))
-
-        i, n = 0, len(items)
+            by_key[k].append(p)
+    for k, ps in by_key.items():
+        if len(ps) < min_run:
+            out.extend(ps)
+            continue
+        steps = _month_steps([_month_index(p.wall.date()) for p in ps], key, k)
+        i, n = 0, len(ps)
         while i < n:
             j = i + 1
-            s = step(i, j) if j < n else 0
-            while j + 1 < n and s > 0 and step(j, j + 1) == s:
+            s = steps[i] if j < n else 0
+            while j + 1 < n and s > 0 and steps[j] == s:
                 j += 1
             if j < n and s > 0 and j - i + 1 >= min_run:
-                seg = items[i : j + 1]
+                seg = ps[i : j + 1]
                 every = "monthly" if s == 1 else f"every {s} months"
-                hhmm = local(seg[0]).strftime("%H:%M")
-                out.append(Run(list(seg), f"{every} {k} {hhmm}", local(seg[0]), local(seg[-1])))
+                out.append(_run(seg, f"{every} {k} {seg[0].wall:%H:%M}"))
                 i = j + 1
             else:
-                out.append(items[i])
+                out.append(ps[i])
                 i += 1
     return out

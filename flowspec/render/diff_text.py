@@ -229,7 +229,8 @@ def _naive(t: datetime) -> datetime:
 
 
 def _occ_group(o: Occurrence) -> str:
-    return json.dumps([o.status, o.reason, o.moved_by, o.dst, dict(o.overrides)], sort_keys=True, default=str)
+    overrides = compact_json(dict(o.overrides)) if o.overrides else ""
+    return f"{o.status}|{o.reason}|{o.moved_by}|{o.dst}|{overrides}"
 
 
 def _occ_suffix(o: Occurrence) -> str:
