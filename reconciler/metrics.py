@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -183,4 +184,51 @@ def parse(text: str) -> dict[str, float]:
     return values
 
 
-__all__: Sequence[str] = ("CONTENT_TYPE", "Metric", "collect", "exposition", "parse", "render")
+__all__: Sequence[str] = (
+    "CONTENT_TYPE", "Metric", "collect", "exposition", "metrics_route", "parse", "render",
+)
+
+
+# --------------------------------------------------------------------------- HTTP route
+
+
+def metrics_route(queue_depth: Callable[[], int] | None = None, path: str = "/metrics") -> Any:
+    """A Starlette route serving the exposition from the app's database (`app.state.service`).
+
+    A queue that cannot be counted (Redis away) leaves `queue_depth` out rather than failing the
+    whole scrape: the other figures are still true.
+    """
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+
+    def depth() -> int:
+        assert queue_depth is not None
+        return queue_depth()
+
+    def scrape(database: Any, now: datetime) -> str:
+        counted: Callable[[], int] | None = None
+        if queue_depth is not None:
+            try:
+                value = depth()
+                counted = lambda: value  # noqa: E731 - captured once per scrape
+            except Exception:
+                counted = None
+        with database.engine.connect() as conn:
+            return exposition(conn, now=now, queue_depth=counted)
+
+    async def handler(request: Request) -> Response:
+        service = request.app.state.service
+        try:
+            body = await run_in_threadpool(scrape, service.database, service.now())
+        except sa.exc.DBAPIError as exc:
+            from reconciler import db as dbmod
+
+            return PlainTextResponse(
+                f"database unavailable: {dbmod.describe_error(exc, service.database.url)}\n",
+                status_code=503,
+            )
+        return PlainTextResponse(body, media_type=CONTENT_TYPE)
+
+    return Route(path, handler, methods=["GET"])
