@@ -188,6 +188,9 @@ class DayRules:
     blackouts: list[Blackout] = field(default_factory=list)
     weekend: frozenset[int] = frozenset()  # weekday numbers blocked (empty: skip_weekends off)
     holidays: HolidayCalendar | None = None  # None: skip_holidays off
+    _by_day: dict[date, tuple[BlockReason, str | None] | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def empty(self) -> bool:
@@ -196,11 +199,29 @@ class DayRules:
     def block(self, day: date, at: datetime) -> tuple[BlockReason, str | None] | None:
         """The first rule blocking an occurrence on local `day` at naive-UTC `at`, in the order
         blackout, weekend, holiday (SPEC 3); None when the day is allowed."""
+        if self.blackouts:
+            if day in self.blackout_dates:
+                return "blackout", self.blackout_dates[day]
+            for b in self.blackouts:
+                if b.start <= at < b.end:
+                    return "blackout", b.reason
+        return self.block_day(day)
+
+    def block_day(self, day: date) -> tuple[BlockReason, str | None] | None:
+        """`block` for the rules that depend on the date alone (all but blackout ranges)."""
+        try:
+            return self._by_day[day]
+        except KeyError:
+            pass
+        found = self._block_day(day)
+        if len(self._by_day) > 20_000:
+            self._by_day.clear()
+        self._by_day[day] = found
+        return found
+
+    def _block_day(self, day: date) -> tuple[BlockReason, str | None] | None:
         if day in self.blackout_dates:
             return "blackout", self.blackout_dates[day]
-        for b in self.blackouts:
-            if b.start <= at < b.end:
-                return "blackout", b.reason
         if day.weekday() in self.weekend:
             return "weekend", WEEKDAY_NAMES[day.weekday()]
         if self.holidays is not None:

@@ -23,10 +23,13 @@ Decisions the spec leaves open are written down in docs/decisions.md ("## Compil
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import operator
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from datetime import tzinfo as tzinfo_t
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -196,6 +199,7 @@ class _Prepared:
     schedule: models.Schedule
     prefix: str = ""
     zone: Zone | None = None
+    tzinfo: tzinfo_t = UTC
     recurrence: Recurrence | None = None
     custom: list[_Custom] | None = None  # without entries whose key an earlier one has
     custom_entries: list[_Custom] = field(default_factory=list)  # all, for diagnostics
@@ -209,6 +213,7 @@ class _Prepared:
     rules: DayRules = field(default_factory=DayRules)
     exceptions: list[_Exception] = field(default_factory=list)
     problems: list[Diagnostic] = field(default_factory=list)
+    openings: dict[date, Resolution] = field(default_factory=dict)  # window openings by day
     notes: list[Diagnostic] = field(default_factory=list)  # warnings/infos found while preparing
     _reschedules: dict[str, Occurrence] | None = None
     _reschedule_index: dict[str, int] = field(default_factory=dict)  # key → exception index
@@ -247,6 +252,7 @@ def _prepare_uncached(entry: Entry[models.Automation]) -> _Prepared:
     except KeyError:
         return p  # validate reports the unknown timezone (FS104)
     zone = p.zone
+    p.tzinfo = zone.tzinfo
 
     # Bounds (SPEC 1.3): a date alone starts at 00:00 local; an end date alone is the whole day.
     start_when = _when(s.start_date)
@@ -616,16 +622,27 @@ def _compile_range(p: _Prepared, lo: datetime, hi: datetime) -> list[Occurrence]
     """Occurrences with lo <= at < hi (naive UTC bounds), sorted by (at, key)."""
     occurrences = _steps_1_to_4(p, lo, hi)
     occurrences = _step_5_reschedule(p, occurrences, lo, hi)
-    lo_at, hi_at = lo.replace(tzinfo=UTC), hi.replace(tzinfo=UTC)
+    lo_at, hi_at = _aware_utc(lo), _aware_utc(hi)
     occurrences = [o for o in occurrences if lo_at <= o.at < hi_at]
+    occurrences.sort(key=_ORDER)
     occurrences = _step_5_skip_and_modify(p, occurrences)
-    occurrences.sort(key=_order)
     occurrences = _step_6_merge(occurrences)
     return _step_7_status(p, occurrences)
 
 
-def _order(o: Occurrence) -> tuple[datetime, str]:
-    return o.at, o.key
+_ORDER = operator.attrgetter("at", "key")
+_combine = datetime.combine
+
+
+def _aware_utc(naive: datetime) -> datetime:
+    # combine() rather than replace(tzinfo=...): keyword parsing makes replace several times
+    # slower, and this runs once per occurrence.
+    return _combine(naive.date(), naive.time(), UTC)
+
+
+def _aware_local(p: _Prepared, naive: datetime, fold: int) -> datetime:
+    t = naive.time()
+    return _combine(naive.date(), t.replace(fold=1) if fold else t, p.tzinfo)
 
 
 # --------------------------------------------------------------------------- steps 1–4
@@ -643,7 +660,6 @@ def _steps_1_to_4(p: _Prepared, lo: datetime, hi: datetime) -> list[Occurrence]:
         last_day = min(last_day, p.end_day + 2 * _DAY)
     start, end = p.start, p.end
     out: list[Occurrence] = []
-    place = _place
 
     if p.custom is not None:
         for c in p.custom:
@@ -652,7 +668,7 @@ def _steps_1_to_4(p: _Prepared, lo: datetime, hi: datetime) -> list[Occurrence]:
             if c.at is not None:
                 # An absolute instant is not a DST decision: it needs no resolution (dst null).
                 if (start is None or c.at >= start) and (end is None or c.at < end) and c.at < hi:
-                    out.append(place(p, c.key, c.at, c.local, c.fold, None))
+                    out.append(_place(p, c.key, c.at, c.local, c.fold, None))
                 continue
             _resolve_slot(p, c.local, c.key, hi, out)
         return out
@@ -661,37 +677,38 @@ def _steps_1_to_4(p: _Prepared, lo: datetime, hi: datetime) -> list[Occurrence]:
     assert rec is not None
     if first_day >= last_day:
         return out
-    combine = datetime.combine
-    fast = p.window is None and p.rules.empty
+    # The hot loop. On a day without a DST transition every slot has the day's one offset; a
+    # slot inside the window on a day no date rule blocks is final after step 4, so it becomes
+    # an Occurrence directly. Everything else takes the general path (_resolve_slot / _place).
+    rules = p.rules
+    by_date = not rules.blackouts  # ranges with times need the instant, not just the date
+    hi_at = _aware_utc(hi)
+    start_at = _aware_utc(start) if start is not None else None
+    end_at = _aware_utc(end) if end is not None else None
+    tz = p.tzinfo
+    slots = [
+        (t, tkey, t.replace(tzinfo=tz), t.replace(tzinfo=UTC), p.window is None or _in_window(p.window, t))
+        for t, tkey in p.time_keys
+    ]
     prefix = p.prefix
+    empty = EMPTY_OVERRIDES
+    combine = _combine
     for d in rec.days(first_day, last_day):
         off = zone.day_offset(d)
         head = prefix + d.isoformat() + "T"
-        for t, tkey in p.time_keys:
-            n = combine(d, t)
+        open_day = rules.empty or (by_date and rules.block_day(d) is None)
+        for t, tkey, t_local, t_utc, in_window in slots:
             if off is None:
-                _resolve_slot(p, n, head + tkey, hi, out)
+                _resolve_slot(p, combine(d, t), head + tkey, hi, out)
                 continue
-            at = n - off
-            if at >= hi or (start is not None and at < start) or (end is not None and at >= end):
+            at = combine(d, t_utc) - off
+            if at >= hi_at or (start_at is not None and at < start_at) or (end_at is not None and at >= end_at):
                 continue
-            if fast:
-                out.append(
-                    Occurrence(
-                        head + tkey,
-                        "scheduled",
-                        at.replace(tzinfo=UTC),
-                        n.replace(tzinfo=zone.tzinfo),
-                        None,
-                        None,
-                        None,
-                        None,
-                        EMPTY_OVERRIDES,
-                        None,
-                    )
-                )
+            if in_window and open_day:
+                out.append(Occurrence(head + tkey, "scheduled", at, combine(d, t_local), None, None, None, None, empty, None))
             else:
-                out.append(place(p, head + tkey, at, n, 0, None))
+                n = combine(d, t)
+                out.append(_place(p, head + tkey, n - off, n, 0, None))
     return out
 
 
@@ -714,6 +731,8 @@ def _lookback_days(p: _Prepared, lo: datetime) -> int:
 
 # step 2 ---------------------------------------------------------------------
 
+_OVERLAP_DST: dict[str, Dst] = {"first": "overlap_first", "last": "overlap_last", "both": "overlap_both"}
+
 
 def _resolve_slot(p: _Prepared, slot: datetime, key: str, hi: datetime, out: list[Occurrence]) -> None:
     """Step 2 for a slot near a transition: DST policies, then steps 3–4 per instance."""
@@ -721,28 +740,23 @@ def _resolve_slot(p: _Prepared, slot: datetime, key: str, hi: datetime, out: lis
     assert zone is not None
     s = p.schedule
     start, end = p.start, p.end
-    resolutions = zone.resolve(slot, s.dst_gap, s.dst_overlap)
-    for r in resolutions:
+    for r in zone.resolve(slot, s.dst_gap, s.dst_overlap):
         if r.at >= hi or (start is not None and r.at < start) or (end is not None and r.at >= end):
             continue
-        dst: Dst | None
+        dst: Dst | None = None
         k = key
         if r.kind == "gap":
             if s.dst_gap == "skip":
+                detail = f"{slot:%H:%M} does not exist on {slot:%Y-%m-%d} (clocks skip {_span(r.gap)})"
                 out.append(
-                    _occurrence(
-                        p, key, "skipped", r.at, r.local, 0, reason="dst_gap", dst="gap_skipped",
-                        detail=f"{slot:%H:%M} does not exist on {slot:%Y-%m-%d} (clocks skip {_span(r.gap)})",
-                    )
+                    _occurrence(p, key, "skipped", r.at, r.local, 0, reason="dst_gap", detail=detail, dst="gap_skipped")
                 )
                 continue
             dst = "gap_shifted"
         elif r.kind == "fold":
-            dst = {"first": "overlap_first", "last": "overlap_last", "both": "overlap_both"}[s.dst_overlap]  # type: ignore[assignment]
+            dst = _OVERLAP_DST[s.dst_overlap]
             if r.fold and s.dst_overlap == "both":
                 k = key + "+fold"
-        else:
-            dst = None
         out.append(_place(p, k, r.at, r.local, r.fold, dst))
 
 
@@ -769,8 +783,6 @@ def _place(
     window, rules = p.window, p.rules
     if window is None and rules.empty:
         return _occurrence(p, key, "scheduled", at, local, fold, dst=dst)
-    zone = p.zone
-    assert zone is not None
     end = p.end
     slot_at = at
     moved_by: MovedBy | None = None
@@ -805,7 +817,7 @@ def _place(
     return _occurrence(p, key, "scheduled", at, local, fold, slot_at, moved_by, None, None, dst)
 
 
-def _in_window(window: tuple[int, int], local: datetime) -> bool:
+def _in_window(window: tuple[int, int], local: datetime | time) -> bool:
     ws, we = window
     t = local.hour * 3600 + local.minute * 60 + local.second
     if ws < we:
@@ -820,14 +832,25 @@ def _window_text(p: _Prepared) -> str:
 def _next_opening(p: _Prepared, at: datetime, local: datetime) -> Resolution:
     """The first window opening strictly after `local`: today if before the opening, else
     tomorrow; an opening in a gap shifts forward, in an overlap takes the first instance."""
-    zone = p.zone
-    assert zone is not None and p.window is not None
+    assert p.window is not None
     t = local.hour * 3600 + local.minute * 60 + local.second
     day = local.date() if t < p.window[0] else local.date() + _DAY
-    r = zone.resolve_derived(datetime.combine(day, p.window_start))
+    r = _opening(p, day)
     if r.at <= at:
         # Only in a fold: the opening's first instance can precede a second-instance time.
-        r = zone.resolve_derived(datetime.combine(day + _DAY, p.window_start))
+        r = _opening(p, day + _DAY)
+    return r
+
+
+def _opening(p: _Prepared, day: date) -> Resolution:
+    # Many slots share one opening (a cron every 10 minutes overnight): resolve each day once.
+    r = p.openings.get(day)
+    if r is None:
+        assert p.zone is not None
+        r = p.zone.resolve_derived(_combine(day, p.window_start))
+        if len(p.openings) > 4096:
+            p.openings.clear()
+        p.openings[day] = r
     return r
 
 
@@ -839,7 +862,7 @@ def _next_allowed(p: _Prepared, local: datetime) -> Resolution | None:
     day = local.date()
     for _ in range(_MAX_BLOCKED_DAYS):
         day += _DAY
-        r = zone.resolve_derived(datetime.combine(day, tod))
+        r = zone.resolve_derived(_combine(day, tod))
         if p.rules.block(r.local.date(), r.at) is None:
             return r  # past end_date too, perhaps: the caller lists it there as past_end
     return None
@@ -858,20 +881,33 @@ def _occurrence(
     detail: str | None = None,
     dst: Dst | None = None,
 ) -> Occurrence:
-    zone = p.zone
-    assert zone is not None
+    """An Occurrence from naive UTC `at` and naive local wall time `local`."""
     return Occurrence(
         key,
         status,
-        at.replace(tzinfo=UTC),
-        local.replace(tzinfo=zone.tzinfo, fold=fold),
+        _aware_utc(at),
+        _aware_local(p, local, fold),
         # moved_from explains a move; a slot that was never moved has none.
-        moved_from.replace(tzinfo=UTC) if moved_from is not None and moved_by is not None else None,
+        _aware_utc(moved_from) if moved_from is not None and moved_by is not None else None,
         moved_by,
         reason,
         detail,
         EMPTY_OVERRIDES,
         dst,
+    )
+
+
+def _evolve(
+    o: Occurrence,
+    status: Status,
+    reason: Reason | None,
+    detail: str | None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Occurrence:
+    # dataclasses.replace, minus its per-call introspection: steps 5-7 change few fields.
+    return Occurrence(
+        o.key, status, o.at, o.local, o.moved_from, o.moved_by, reason, detail,
+        o.overrides if overrides is None else overrides, o.dst,
     )
 
 
@@ -1014,7 +1050,7 @@ def _scheduled_after_step_4(p: _Prepared, lo: datetime, hi: datetime, *, limit: 
             for o in _steps_1_to_4(p, chunk_lo, chunk_hi)
             if o.status == "scheduled" and lo_at <= o.at < hi_at
         ]
-        part.sort(key=_order)
+        part.sort(key=_ORDER)
         found += part[: limit - len(found)]
         if len(found) >= limit:
             break
@@ -1030,32 +1066,25 @@ def _chunks(lo: datetime, hi: datetime) -> Iterator[tuple[datetime, datetime]]:
 
 
 def _step_5_skip_and_modify(p: _Prepared, occurrences: list[Occurrence]) -> list[Occurrence]:
+    """Skips, then modifies, by the time after reschedules; input sorted by (at, key)."""
     skips = [e for e in p.exceptions if e.kind == "skip"]
     modifies = [e for e in p.exceptions if e.kind == "modify"]
     if not skips and not modifies:
         return occurrences
-    out: list[Occurrence] = []
-    for o in occurrences:
-        if o.status == "scheduled":
-            at = o.at
-            skip = next((e for e in skips if e.lo_at <= at < e.hi_at), None)
-            if skip is not None:
-                o = dataclasses.replace(o, status="skipped", reason="exception", detail=skip.detail)
-            else:
-                overrides: dict[str, Any] = {}
-                details = [o.detail] if o.detail else []  # a reschedule's reason stays first
-                for e in modifies:
-                    if e.lo_at <= at < e.hi_at:
-                        overrides.update(e.modified_config)  # file order: later wins
-                        if e.detail:
-                            details.append(e.detail)
-                if overrides:
-                    o = dataclasses.replace(
-                        o,
-                        overrides=MappingProxyType(overrides),
-                        detail="; ".join(details) if details else None,
-                    )
-        out.append(o)
+    times = [o.at for o in occurrences]
+    out = list(occurrences)
+    for e in skips:  # a later skip finds the occurrences an earlier one took already skipped
+        for i in range(bisect.bisect_left(times, e.lo_at), bisect.bisect_left(times, e.hi_at)):
+            o = out[i]
+            if o.status == "scheduled":
+                out[i] = _evolve(o, "skipped", "exception", e.detail)
+    for e in modifies:  # file order: a later modify wins key by key
+        for i in range(bisect.bisect_left(times, e.lo_at), bisect.bisect_left(times, e.hi_at)):
+            o = out[i]
+            if o.status == "scheduled":
+                overrides = MappingProxyType({**o.overrides, **e.modified_config})
+                detail = "; ".join(d for d in (o.detail, e.detail) if d) or None
+                out[i] = _evolve(o, "scheduled", None, detail, overrides)
     return out
 
 
@@ -1066,24 +1095,25 @@ def _step_6_merge(occurrences: list[Occurrence]) -> list[Occurrence]:
     """Scheduled occurrences sharing an instant: one stays (the one not moved there, else the
     smallest key); the others are skipped with reason `merged`. Input sorted by (at, key)."""
     out = occurrences
-    i, n = 0, len(occurrences)
-    while i < n:
-        j = i + 1
+    n = len(occurrences)
+    i = 0
+    while i < n - 1:
         at = occurrences[i].at
+        if occurrences[i + 1].at != at:
+            i += 1
+            continue
+        j = i + 2
         while j < n and occurrences[j].at == at:
             j += 1
-        if j - i > 1:
-            group = [k for k in range(i, j) if occurrences[k].status == "scheduled"]
-            if len(group) > 1:
-                unmoved = [k for k in group if _not_moved(occurrences[k])]
-                keep = min(unmoved or group, key=lambda k: occurrences[k].key)
-                if out is occurrences:
-                    out = list(occurrences)
-                for k in group:
-                    if k != keep:
-                        out[k] = dataclasses.replace(
-                            occurrences[k], status="skipped", reason="merged", detail=occurrences[keep].key
-                        )
+        group = [k for k in range(i, j) if occurrences[k].status == "scheduled"]
+        if len(group) > 1:
+            unmoved = [k for k in group if _not_moved(occurrences[k])]
+            keep = (unmoved or group)[0]  # sorted by key within one instant: the smallest
+            if out is occurrences:
+                out = list(occurrences)
+            for k in group:
+                if k != keep:
+                    out[k] = _evolve(occurrences[k], "skipped", "merged", occurrences[keep].key)
         i = j
     return out
 
@@ -1097,9 +1127,7 @@ def _step_7_status(p: _Prepared, occurrences: list[Occurrence]) -> list[Occurren
     status: Status | None = "inactive" if not s.is_active else "paused" if s.is_paused else None
     if status is None:
         return occurrences
-    return [
-        dataclasses.replace(o, status=status) if o.status == "scheduled" else o for o in occurrences
-    ]
+    return [_evolve(o, status, None, o.detail) if o.status == "scheduled" else o for o in occurrences]
 
 
 # =========================================================================== diagnostics
