@@ -25,6 +25,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -134,7 +135,13 @@ def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
 
 @functools.cache
 def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    """Every IANA zone name: the tzdata package's list (fast), else a scan of the tz path."""
+    try:
+        listed = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, OSError):
+        # available_timezones() stats every file of the tz database (~0.1 s): fallback only.
+        return frozenset(available_timezones())
+    return frozenset(listed.split())
 
 
 @functools.cache
