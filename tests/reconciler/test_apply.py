@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from reconciler_helpers import (
     NOW,
     NOW_DT,
@@ -28,6 +29,8 @@ from reconciler_helpers import (
     revisions,
     write_config,
 )
+
+from reconciler import models
 
 ConfigDir = Callable[..., Path]
 DAY = timedelta(days=1)
@@ -558,3 +561,84 @@ def test_status_reported_for_now_passed_on_the_command_line(db_url: str, config_
     row = occurrences(db_url)[0]
     assert row["created_at"] >= before - timedelta(seconds=1)
     assert _rows_for(db_url, "acme/daily/2026-01-05")[0]["status"] == "pending"
+
+
+# --------------------------------------------------------------------------- model-based
+
+
+def test_apply_converges_to_the_plan_and_spares_dispatched_rows() -> None:
+    """For any sequence of plans (times, statuses, skips, removals) and rows the dispatcher takes
+    in between, each apply leaves exactly the plan in the window, never alters a dispatched row,
+    and a repeat apply finds nothing to do."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from flowspec.plan import AutomationPlan, Inputs, Occurrence
+    from reconciler import apply as core
+    from reconciler import db as dbmod
+
+    slots = [f"2026-01-{d:02d}T09:00" for d in range(5, 11)]
+    names = ("a", "b")
+    occurrence = st.tuples(st.sampled_from(["scheduled", "paused", "skipped"]), st.integers(-2, 30))
+    plan_state = st.dictionaries(st.sampled_from(names),
+                                 st.dictionaries(st.sampled_from(slots), occurrence, max_size=6),
+                                 max_size=2)
+    step = st.tuples(plan_state, st.lists(st.sampled_from(slots), max_size=2))
+    end = NOW_DT + timedelta(days=6)
+
+    def desired(state: dict[str, dict[str, tuple[str, int]]], rev: int) -> list[core.DesiredAutomation]:
+        out = []
+        for name in sorted(state):
+            occ = []
+            for slot, (status, shift) in sorted(state[name].items()):
+                local = datetime.fromisoformat(slot).replace(tzinfo=UTC) + timedelta(hours=shift)
+                occ.append(Occurrence(key=f"acme/{name}/{slot}", status=status,  # type: ignore[arg-type]
+                                      at=local, local=local,
+                                      reason="exception" if status == "skipped" else None))
+            occ.sort(key=lambda o: (o.at, o.key))
+            plan = AutomationPlan("acme", name, f"{name}.yaml", "UTC", occ, spec_hash=f"h{rev}-{name}")
+            out.append(core.DesiredAutomation.of_plan(plan))
+        return out
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(step, min_size=1, max_size=4))
+    def run(steps: list[tuple[dict[str, dict[str, tuple[str, int]]], list[str]]]) -> None:
+        engine = dbmod.create_engine("sqlite://", memory=True)
+        database = dbmod.Database(engine, dbmod.normalize_url("sqlite://"))
+        dbmod.upgrade(engine)
+        frozen: dict[str, dict[str, Any]] = {}
+        try:
+            for rev, (state, to_freeze) in enumerate(steps):
+                kwargs: dict[str, Any] = dict(ident=core.ConfigIdentity(f"sha256:{rev}"),
+                                              inputs=Inputs("t", "h"), now=NOW_DT, horizon_end=end)
+                core.run_apply(database, desired(state, rev), written_at=datetime.now(UTC), **kwargs)
+                with engine.connect() as conn:
+                    rows = {r.key: dict(r._mapping) for r in conn.execute(sa.select(models.occurrences))}
+                for key, row in frozen.items():
+                    assert rows[key] == row
+                want = {
+                    f"acme/{name}/{slot}": (datetime.fromisoformat(slot).replace(tzinfo=UTC) + timedelta(hours=shift),
+                                            "pending" if status == "scheduled" else "paused")
+                    for name, occ in state.items() for slot, (status, shift) in occ.items()
+                    if status != "skipped"
+                }
+                want = {k: v for k, v in want.items() if NOW_DT <= v[0] < end and k not in frozen}
+                got = {k: (r["at"], r["status"]) for k, r in rows.items()
+                       if r["status"] in ("pending", "paused") and NOW_DT <= r["at"] < end}
+                assert got == want
+                again = core.run_apply(database, desired(state, rev), written_at=datetime.now(UTC), **kwargs)
+                assert not again.counts.any
+                with engine.begin() as conn:
+                    for slot in to_freeze:
+                        for name in names:
+                            key = f"acme/{name}/{slot}"
+                            if key in rows and key not in frozen:
+                                conn.execute(sa.update(models.occurrences).where(models.occurrences.c.key == key)
+                                             .values(status="dispatched"))
+                    for r in conn.execute(sa.select(models.occurrences).where(
+                            models.occurrences.c.status == "dispatched")):
+                        frozen[r.key] = dict(r._mapping)
+        finally:
+            engine.dispose()
+
+    run()
