@@ -1,0 +1,59 @@
+"""The execution window at send time (SPEC 6.7).
+
+The compiler places an occurrence inside its window and off blocked days; a campaign that is
+still sending when the window closes (or runs into a blackout, a weekend, a holiday) pauses and
+resumes at the next allowed window opening. The window and day rules are the compiler's own
+(`flowspec.compiler` prepares them from the schedule: zone, window seconds, blackout dates and
+ranges, weekend days, the holiday calendar), so a plan and a running execution can never
+disagree about what "inside the window" means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from flowspec import compiler, models
+from flowspec.config import Entry
+from flowspec.loader import Document
+
+_DAY = timedelta(days=1)
+# Ten years of blocked days: past that a schedule never opens again (the compiler's bound too).
+_MAX_STEPS = 2 * 3660
+
+
+class SendWindow:
+    """When an automation may send: its window and day rules, from the compiler."""
+
+    def __init__(self, automation: models.Automation, document: Mapping[str, Any]) -> None:
+        entry = Entry(model=automation, doc=Document("<database>", 0, dict(document)))
+        self._p = compiler._prepare(entry)
+        self.constrained = self._p.zone is not None and (
+            self._p.window is not None or not self._p.rules.empty
+        )
+
+    def opens_at(self, now: datetime) -> datetime | None:
+        """None when sending is allowed at `now`; otherwise the next instant it is (UTC), or
+        `datetime.max` (UTC) when no day in ten years is allowed."""
+        if not self.constrained:
+            return None
+        p = self._p
+        zone = p.zone
+        assert zone is not None
+        start = now.astimezone(UTC).replace(tzinfo=None)
+        at = start
+        for _ in range(_MAX_STEPS):
+            local, _fold = zone.to_local(at)
+            if p.window is not None and not compiler._in_window(p.window, local):
+                at = compiler._next_opening(p, at, local).at
+                continue
+            blocked = p.rules.block(local.date(), at)
+            if blocked is None:
+                return None if at == start else at.replace(tzinfo=UTC)
+            ranges = [b.end for b in p.rules.blackouts if b.start <= at < b.end]
+            if blocked[0] == "blackout" and ranges and local.date() not in p.rules.blackout_dates:
+                at = max(ranges)  # a range may end mid-day: sending resumes right there
+            else:
+                at = zone.resolve_derived(datetime.combine(local.date() + _DAY, time(0))).at
+        return datetime.max.replace(tzinfo=UTC)
