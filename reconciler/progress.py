@@ -17,6 +17,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from flowspec.plan import format_utc
 from reconciler import models
 
 SENT = ("sent", "delivered", "read", "completed")
@@ -27,7 +28,7 @@ TERMINAL = ("completed", "failed", "unknown")
 @dataclass(frozen=True)
 class ExecutionProgress:
     execution_id: int
-    label: str  # "acme/daily-checkin 2026-11-25T08:00"
+    label: str  # "acme/daily-checkin 2026-11-25T11:00:00Z"
     status: str
     total: int
     sent: int
@@ -48,7 +49,7 @@ def read_progress(conn: Connection, execution_ids: Sequence[int], *, now: dateti
     heads = {
         row.id: row
         for row in conn.execute(
-            sa.select(e.id, e.status, e.audience_size, e.manual, a.organization, a.name, o.slot)
+            sa.select(e.id, e.status, e.audience_size, e.manual, a.organization, a.name, o.at)
             .join(models.automations, sa.and_(a.id == e.automation_id, a.organization == e.organization))
             .outerjoin(models.occurrences, o.id == e.occurrence_id)
             .where(e.id.in_(execution_ids))
@@ -75,7 +76,7 @@ def read_progress(conn: Connection, execution_ids: Sequence[int], *, now: dateti
             continue
         c = counts[eid]
         total = max(sum(c.values()), head.audience_size or 0)
-        what = "manual" if head.manual else (head.slot or "")
+        what = "manual" if head.manual else (format_utc(head.at) if head.at else "")
         out.append(
             ExecutionProgress(
                 eid, f"{head.organization}/{head.name} {what}".rstrip(), head.status, total,
