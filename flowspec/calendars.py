@@ -230,6 +230,12 @@ class DayRules:
                 return "holiday", name
         return None
 
+    def day_open(self, day: date) -> bool:
+        """Whether no rule blocks any time of `day` (blackout ranges with times included)."""
+        if self.block_day(day) is not None:
+            return False
+        return not any(b.first_day <= day <= b.last_day for b in self.blackouts)
+
     def may_block_day(self, day: date) -> bool:
         """Whether any rule could block some time of `day` (conservative: ranges by date)."""
         if day in self.blackout_dates or day.weekday() in self.weekend:
