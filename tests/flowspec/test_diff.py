@@ -434,3 +434,19 @@ def test_affects_text_lists_a_few_names_then_counts(count: int) -> None:
         assert text == "affects " + ", ".join(names)
     else:
         assert text == f"affects {count} automations: {', '.join(names[:5])} and {count - 5} more"
+
+
+def test_only_automations_whose_model_changed_are_compiled(tmp_path: Path) -> None:
+    """diff() compiles both sides of a changed automation and nothing for unchanged ones."""
+    from flowspec.diff import diff
+
+    old = load_config([write(tmp_path / "old", CONFIG)])
+    new_files = edit(CONFIG, "a.yaml", lambda t: t.replace('start_time: "09:00"', 'start_time: "10:30"'))
+    new_files = edit(new_files, "flows.yaml", lambda t: t.replace('"Hello"', '"Olá"'))
+    new = load_config([write(tmp_path / "new", new_files)])
+    result = diff(old, new, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 11, tzinfo=UTC))
+    assert result.compiled == 2  # a, old and new; b changed only through its Flow
+    a, b = result.automations
+    assert (a.name, len(a.occurrences.added), len(a.occurrences.removed), a.affected_by) == ("a", 10, 10, ["Flow acme/promo"])
+    assert (b.name, b.change, b.compiled, b.affected_by) == ("b", "changed", False, ["Flow acme/promo"])
+    assert [d.ref for d in result.documents] == ["Flow acme/promo"]
