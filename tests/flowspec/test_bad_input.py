@@ -181,7 +181,7 @@ _REPLACEMENTS = st.one_of(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutated_example_config_never_crashes(data: st.DataObject) -> None:
     """Random edits to the valid example config (all layers, the compiler included) never crash."""
