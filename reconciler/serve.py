@@ -160,8 +160,10 @@ class ServiceLoop:
         reapply_every: float = 300.0,
         sweep_every: float = 5.0,
         clock: Clock = utc_now,
+        on_applied: Callable[[Config], None] | None = None,
     ) -> None:
         self.database = database
+        self.on_applied = on_applied
         self.sources = list(sources)
         self.watcher = FileWatcher(self.sources)
         self._dispatch = dispatch
@@ -201,6 +203,8 @@ class ServiceLoop:
         if outcome.ok:
             self.stats.last_apply = outcome.summary
             log.info("%s", outcome.summary, extra={"event": "applied", "changed": changed})
+            if self.on_applied is not None and outcome.config is not None:
+                self.on_applied(outcome.config)
         else:
             self.stats.last_error = outcome.summary
             log.error("config not applied, the last applied revision stays live: %s",
