@@ -66,13 +66,25 @@ def _validate(config: Config, now: datetime, roots: list[str]) -> list[Diagnosti
     return list(validate_config(config, now=now, strict=False, roots=[Path(r) for r in roots]))
 
 
+def _validate_old(config: Config, roots: list[str], *, from_git: bool) -> list[Diagnostic]:
+    """The old side's load, schema and semantic errors, for a warning. The compiler's checks are
+    left out: they are the costliest layer, and the compiler gives what it cannot compile no
+    occurrences, so the diff stays correct without them."""
+    from flowspec.validate import semantic_diagnostics
+
+    found = [*config.diagnostics, *semantic_diagnostics(config, roots=[Path(r) for r in roots])]
+    return [d for d in found if not (from_git and d.code in DISK_ONLY_CODES)]
+
+
 def _errors(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     return [d for d in diagnostics if d.severity is Severity.ERROR]
 
 
 def _report_new(diagnostics: list[Diagnostic], side: str) -> bool:
+    # Errors and warnings, as plan shows them; notes (info) are validate's to show, not the diff's.
     for d in diagnostics:
-        click.echo(d.render(), err=True)
+        if d.severity is not Severity.INFO:
+            click.echo(d.render(), err=True)
     errors = len(_errors(diagnostics))
     if errors:
         click.echo(f"error: {errors} error(s) in the {side}; fix them and run diff again", err=True)
@@ -150,8 +162,7 @@ def diff(
         new = load_config(roots)
         if _report_new(_validate(new, at, roots), "config on disk"):
             return EXIT_USER
-        old_diagnostics = [d for d in _validate(old, at, roots) if d.code not in DISK_ONLY_CODES]
-        _report_old(old_diagnostics, f"config at {base}")
+        _report_old(_validate_old(old, roots, from_git=True), f"config at {base}")
     else:
         if len(paths) != 2:
             raise click.UsageError("give two config roots (flowspec diff OLD NEW) or --base REF [PATHS]")
@@ -161,7 +172,7 @@ def diff(
         old, new = load_config([paths[0]]), load_config([paths[1]])
         if _report_new(_validate(new, at, [paths[1]]), f"new config ({paths[1]})"):
             return EXIT_USER
-        _report_old(_validate(old, at, [paths[0]]), f"old config ({paths[0]})")
+        _report_old(_validate_old(old, [paths[0]], from_git=False), f"old config ({paths[0]})")
 
     result = compute_diff(old, new, start, end)
     color = output is None and fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
