@@ -5,8 +5,8 @@ An Automation names its audience one of three ways: `contact_ids`, `segment: {ta
 CSV `file`. All resolve to stored contacts of the automation's organization. Opted-out contacts
 are excluded and counted; ids that match no contact are listed as missing.
 
-A CSV `file` is read relative to the YAML file that declares the Audience, and its rows are
-imported with the rules of `flowspec contacts import` (reconciler.contacts) before the audience
+A CSV `file` is found by `flowspec.validate.audience_file_path` (relative to the config root
+holding the Audience document, the same rule `validate` checks), and its rows are imported with the rules of `flowspec contacts import` (reconciler.contacts) before the audience
 is read back: the file is the truth for its columns, an opt-out stored in the database still
 wins, and every later step (conditions on `contact.<field>`, a resumed `wait`, opt-out checks
 before each send) reads one place, the contacts table.
@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from flowspec import models
 from flowspec.config import Config
 from flowspec.diagnostics import UserError
+from flowspec.validate import audience_file_path
 from reconciler.contacts import (
     Executor,
     ImportResult,
@@ -58,12 +59,13 @@ def resolve_audience(
     spec: models.AutomationSpec,
     config: Config,
     now: datetime | None = None,
-    base_dir: Path | None = None,
+    roots: Sequence[Path] = (),
 ) -> ResolvedAudience:
     """The contacts an Automation's audience means right now.
 
-    `now` stamps contacts imported from an Audience `file` (default: the clock); `base_dir`
-    overrides where a relative `file` is looked up (default: the declaring YAML file's folder).
+    `now` stamps contacts imported from an Audience `file` (default: the clock); `roots` are
+    the config paths the config was loaded from, which a relative `file` is resolved against
+    (without them: the declaring document's folder).
     """
     ref = spec.audience
     if ref.contact_ids is not None:
@@ -82,13 +84,9 @@ def resolve_audience(
         return _by_ids(session, organization, audience.contact_ids, f"audience {ref.audience}")
     if audience.segment is not None:
         return _by_segment(session, organization, audience.segment.tags)
-    assert audience.file is not None
-    folder = base_dir if base_dir is not None else Path(entry.source).parent
-    path = Path(audience.file)
-    return _by_file(
-        session, organization, path if path.is_absolute() else folder / path,
-        now if now is not None else datetime.now(UTC),
-    )
+    path = audience_file_path(entry, roots)
+    assert path is not None  # AudienceSpec holds exactly one of the three
+    return _by_file(session, organization, path, now if now is not None else datetime.now(UTC))
 
 
 def _partition(found: Sequence[dict[str, Any]], out: ResolvedAudience) -> ResolvedAudience:

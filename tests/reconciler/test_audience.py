@@ -142,6 +142,25 @@ def test_file_audience_imports_its_rows_and_keeps_stored_opt_outs(db_url: str, t
     assert [(r["id"], bool(r["opted_out"])) for r in rows] == [("c-1", False), ("c-2", True), ("c-5", False)]
 
 
+def test_file_audience_is_relative_to_the_config_root(db_url: str, tmp_path: Path) -> None:
+    """With the config paths given as roots, a nested Audience's file is found from the root,
+    the rule `validate` checks (docs/decisions.md, Validation)."""
+    cfg = tmp_path / "cfg"
+    (cfg / "audiences").mkdir(parents=True)
+    (cfg / "contacts").mkdir()
+    (cfg / "contacts" / "vip.csv").write_text("id,phone\nc-8,+5511999990008\n")
+    (cfg / "audiences" / "vip.yaml").write_text(doc("Audience", "vip", {"file": "contacts/vip.csv"}))
+    config = make_config(cfg, automation({"audience": "vip"}))
+    database = dbmod.open_database(db_url)
+    try:
+        with dbmod.write_transaction(database.engine) as conn:
+            resolved = resolve_audience(conn, organization="acme", spec=config.automations[0].model.spec,
+                                        config=config, now=NOW, roots=[cfg])
+    finally:
+        database.dispose()
+    assert ids(resolved) == ["c-8"]
+
+
 def test_audiences_never_cross_organizations(db_url: str, tmp_path: Path) -> None:
     """The same ids and tags in another organization are not resolved, and a name resolves
     only among the automation's own organization's Audience documents."""

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,6 +171,21 @@ def test_reordered_and_duplicated_callbacks_end_at_the_highest_status(harness: H
     late = acme_send(harness, [Status(w, "delivered", "+5511999990001") for w in wamids])
     assert late == [200] * 6
     assert {harness.status_of(w) for w in wamids} == {"read"}
+
+
+def test_concurrent_callbacks_are_grouped_without_losing_or_lowering(harness: Harness) -> None:
+    """Many callbacks at once (the service writes them in shared transactions): each is
+    answered 200 after its statuses are stored, and every message ends at read."""
+    wamids = [f"wamid.G{i}" for i in range(20)]
+    rids = [harness.message(w) for w in wamids]
+    statuses = [Status(w, s, "+5511999990001") for w in wamids for s in ("delivered", "read")]
+    bodies = harness.acme.webhook_bodies(statuses, shuffle=True, duplicate=True)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        codes = list(pool.map(lambda b: harness.post(
+            b, {"X-Hub-Signature-256": sign(b, ENV["ACME_SECRET"])})[0], bodies))
+    assert codes == [200] * len(bodies)
+    assert {harness.status_of(w) for w in wamids} == {"read"}
+    assert {harness.recipient(r)["status"] for r in rids} == {"read"}
 
 
 def test_replayed_callback_changes_nothing(harness: Harness) -> None:
