@@ -8,7 +8,7 @@ consecutive messages are at least T apart, so no window of one second ever holds
 Huey's `rate_limit`, which admits up to 2x across a window edge; FACTS.md).
 
 A worker reserves slots for a whole batch at once: `reserve(buckets, n, now, horizon)` admits the
-first k <= n messages whose slots fall within `horizon` seconds and returns their times; the
+first k <= n messages whose slots fall in [now, now + horizon) and returns their times; the
 worker then sends each message no earlier than its slot. Several limits apply together (the
 automation's `rate_limit_per_hour` and the channel's `messages_per_second`): a message needs a
 slot in every bucket, so the slots are spaced by the slowest interval and every bucket moves.
@@ -71,9 +71,10 @@ def gcra(
     """The pure algorithm: (slot times, new tats, next possible time), all in microseconds."""
     start = max(now_us, *tats_us) if tats_us else now_us
     step = max(intervals_us) if intervals_us else 0
-    if n <= 0 or start > now_us + horizon_us:
+    end = now_us + max(1, horizon_us)  # slots in [now, now + horizon): half-open
+    if n <= 0 or start >= end:
         return [], list(tats_us), start
-    k = n if step == 0 else min(n, (now_us + horizon_us - start) // step + 1)
+    k = n if step == 0 else min(n, -(-(end - start) // step))
     times = [start + i * step for i in range(k)]
     last = times[-1]
     new_tats = [last + t for t in intervals_us]
@@ -166,12 +167,13 @@ for i, key in ipairs(KEYS) do
   local t = tonumber(ARGV[3 + i])
   if t > step then step = t end
 end
-if n <= 0 or start > now + horizon then
+if horizon < 1 then horizon = 1 end
+if n <= 0 or start >= now + horizon then
   return {0, string.format('%.0f', start), string.format('%.0f', start), 0}
 end
 local k = n
 if step > 0 then
-  k = math.floor((now + horizon - start) / step) + 1
+  k = math.ceil((now + horizon - start) / step)
   if k > n then k = n end
 end
 local last = start + (k - 1) * step

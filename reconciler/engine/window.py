@@ -57,3 +57,27 @@ class SendWindow:
             else:
                 at = zone.resolve_derived(datetime.combine(local.date() + _DAY, time(0))).at
         return datetime.max.replace(tzinfo=UTC)
+
+    def closes_at(self, now: datetime) -> datetime | None:
+        """While sending is allowed at `now`: the next instant it stops being allowed (the
+        window's end, a blocked day's midnight, a blackout range's start), None if never."""
+        if not self.constrained:
+            return None
+        p = self._p
+        zone = p.zone
+        assert zone is not None
+        at = now.astimezone(UTC).replace(tzinfo=None)
+        local, _fold = zone.to_local(at)
+        candidates: list[datetime] = []
+        if p.window is not None:
+            ws, we = p.window
+            t = local.hour * 3600 + local.minute * 60 + local.second
+            day = local.date() if ws < we or t < we else local.date() + _DAY
+            end = time(we // 3600, we % 3600 // 60, we % 60)
+            candidates.append(zone.resolve_derived(datetime.combine(day, end)).at)
+        midnight = zone.resolve_derived(datetime.combine(local.date() + _DAY, time(0))).at
+        if p.rules.block(local.date() + _DAY, midnight) is not None:
+            candidates.append(midnight)
+        candidates += [b.start for b in p.rules.blackouts if b.start > at]
+        later = [c for c in candidates if c > at]
+        return min(later).replace(tzinfo=UTC) if later else None

@@ -69,3 +69,16 @@ def test_no_window_and_no_day_rules_never_pause() -> None:
     """An unconstrained schedule never holds a campaign back."""
     w = window()
     assert not w.constrained and w.opens_at(sp("2026-01-10T03:00:00")) is None
+
+
+def test_the_close_of_an_open_window_is_its_end_or_a_blocked_midnight() -> None:
+    """Open Friday 17:00: it closes at 18:00; without a window but with weekends skipped,
+    Friday closes at the midnight into Saturday; an unconstrained schedule never closes."""
+    w = window(execution_window_start="09:00", execution_window_end="18:00", skip_weekends=True)
+    assert w.closes_at(sp("2025-11-28T17:00:00")) == sp("2025-11-28T18:00:00")
+    weekend = window(skip_weekends=True)
+    assert weekend.closes_at(sp("2025-11-28T17:00:00")) == sp("2025-11-29T00:00:00")
+    assert weekend.closes_at(sp("2025-11-26T17:00:00")) is None
+    overnight = window(execution_window_start="22:00", execution_window_end="06:00")
+    assert overnight.closes_at(sp("2026-01-06T23:00:00")) == sp("2026-01-07T06:00:00")
+    assert overnight.closes_at(sp("2026-01-07T01:00:00")) == sp("2026-01-07T06:00:00")

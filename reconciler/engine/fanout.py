@@ -1,0 +1,140 @@
+"""Fan-out (SPEC 6.4): an execution's audience becomes recipient rows, in bulk, once.
+
+The audience is resolved by `reconciler.audience.resolve_audience` (contact_ids, segment,
+Audience document or CSV file; opted-out contacts excluded and counted). Recipients are inserted
+with INSERT ... ON CONFLICT (execution_id, contact_id) DO NOTHING in chunks, conversations are
+created or reused, the Flow and Channel are frozen into the execution's plan, and the execution
+moves `starting → running` with a conditional update, all in ONE transaction: a fan-out killed
+half-way leaves nothing, and a fan-out run twice (a task delivered twice) inserts nothing twice.
+
+Listed ids without a stored contact, and contacts without a phone, become `failed` recipients
+(`unknown_contact`, `no_phone`): visible in the execution, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowspec.diagnostics import UserError
+from reconciler import db as dbmod
+from reconciler.audience import resolve_audience
+from reconciler.conversations import ensure_conversations
+from reconciler.engine import states as st
+from reconciler.engine.context import EngineContext
+from reconciler.engine.fanin import finish_if_done
+from reconciler.engine.runplan import RunPlan, with_flow_and_channel
+from reconciler.engine.sql import chunks, for_update, insert
+from reconciler.models import executions, recipients
+
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class FanoutReport:
+    execution_id: int
+    status: str  # the execution's status afterwards
+    recipients: int = 0  # rows inserted by this call (0 when it had been done before)
+    opted_out: int = 0
+    missing: int = 0
+    done_now: bool = False  # this call fanned out (False: already done, or not startable)
+
+
+def fan_out(engine: EngineContext, execution_id: int, *, now: datetime) -> FanoutReport:
+    """Resolve the audience of a `starting` execution into recipients and make it `running`.
+    Idempotent; an execution that cannot start (its Flow or Channel is gone, the audience cannot
+    be read) becomes `failed` with the reason."""
+    e = executions.c
+    with engine.db.connect() as conn:
+        ex = conn.execute(
+            sa.select(e.id, e.organization, e.status, e.plan, e.fanned_out).where(e.id == execution_id)
+        ).first()
+    if ex is None:
+        raise UserError(f"execution {execution_id} does not exist")
+    if ex.status != st.EX_STARTING or ex.fanned_out:
+        return FanoutReport(execution_id, ex.status)
+    plan = RunPlan(ex.plan or {})
+    try:
+        spec = plan.automation.spec
+        config = engine.config()
+        flow = config.flows.get((ex.organization, spec.flow))
+        channel = config.channels.get((ex.organization, spec.whatsapp_number))
+        if flow is None or channel is None:
+            missing = f"Flow '{spec.flow}'" if flow is None else f"Channel '{spec.whatsapp_number}'"
+            raise UserError(f"{missing} is not in the config (organization '{ex.organization}')")
+        with dbmod.write_transaction(engine.db) as conn:
+            locked = conn.execute(
+                for_update(conn, sa.select(e.status, e.fanned_out).where(e.id == execution_id))
+            ).first()
+            if locked is None or locked.status != st.EX_STARTING or locked.fanned_out:
+                return FanoutReport(execution_id, locked.status if locked else "missing")
+            audience = resolve_audience(
+                conn, organization=ex.organization, spec=spec, config=config, now=now
+            )
+            rows = _recipient_rows(ex.organization, execution_id, flow.model.spec.start,
+                                   audience.contacts, audience.missing, now)
+            ensure_conversations(
+                conn, organization=ex.organization, channel=spec.whatsapp_number,
+                contact_ids=[c["id"] for c in audience.contacts if c.get("phone")], now=now,
+            )
+            stmt = insert(conn, recipients).on_conflict_do_nothing(
+                index_elements=["execution_id", "contact_id"]
+            )
+            inserted = 0
+            for part in chunks(rows, CHUNK):
+                inserted += conn.execute(stmt, list(part)).rowcount or 0
+            conn.execute(
+                executions.update().where(e.id == execution_id, e.status == st.EX_STARTING).values(
+                    status=st.EX_RUNNING,
+                    fanned_out=True,
+                    plan=with_flow_and_channel(ex.plan or {}, flow.model.spec, channel.model.spec),
+                    audience_size=len(rows),
+                    opted_out=audience.opted_out,
+                    heartbeat_at=now,
+                    updated_at=now,
+                )
+            )
+            finish_if_done(conn, execution_id, now=now)  # an empty audience is done at once
+            status = conn.execute(sa.select(e.status).where(e.id == execution_id)).scalar_one()
+    except UserError as exc:
+        _fail(engine, execution_id, str(exc), now)
+        return FanoutReport(execution_id, st.EX_FAILED)
+    return FanoutReport(execution_id, status, inserted, audience.opted_out, len(audience.missing),
+                        True)
+
+
+def _recipient_rows(
+    organization: str, execution_id: int, start: str, contacts: list[dict[str, Any]],
+    missing: list[str], now: datetime,
+) -> list[dict[str, Any]]:
+    base = {"organization": organization, "execution_id": execution_id, "attempts": 0, "step": 0,
+            "created_at": now, "updated_at": now}
+    rows = []
+    for c in contacts:
+        if c.get("phone"):
+            rows.append({**base, "contact_id": c["id"], "phone": c["phone"], "status": st.R_PENDING,
+                         "current_node": start, "next_attempt_at": now, "error_code": None,
+                         "error": None})
+        else:
+            rows.append({**base, "contact_id": c["id"], "phone": None, "status": st.R_FAILED,
+                         "current_node": None, "next_attempt_at": None,
+                         "error_code": st.CODE_NO_PHONE, "error": "the contact has no phone number"})
+    for contact_id in missing:
+        rows.append({**base, "contact_id": contact_id, "phone": None, "status": st.R_FAILED,
+                     "current_node": None, "next_attempt_at": None,
+                     "error_code": st.CODE_UNKNOWN_CONTACT,
+                     "error": "no stored contact has this id"})
+    return rows
+
+
+def _fail(engine: EngineContext, execution_id: int, reason: str, now: datetime) -> None:
+    e = executions.c
+    with dbmod.write_transaction(engine.db) as conn:
+        conn.execute(
+            executions.update().where(e.id == execution_id, e.status == st.EX_STARTING).values(
+                status=st.EX_FAILED, reason=reason[:2000], finished_at=now, updated_at=now,
+            )
+        )

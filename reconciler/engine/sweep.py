@@ -1,0 +1,212 @@
+"""The sweep: what the database says must happen although no task said so.
+
+Huey delivers a task at most once and has no acknowledgement (FACTS.md): a task taken by a
+worker that dies is gone. The sweep, run by the service every few seconds (any number of
+sweepers may run; each step is a conditional update), makes the database the only memory:
+
+1. **Expired leases** (SPEC 6.5). A recipient whose lease ran out while its message row for
+   the current step is `sending` was caught mid-send: under `at_most_once` (the default) it
+   becomes `unknown` and is never sent again; under `at_least_once` it is claimable again and
+   will be re-sent. Either way the message row becomes `failed` (`lease_expired`). A recipient
+   that was claimed but had nothing in flight is simply released.
+2. **Windows that reopened**: `waiting_window` executions whose `resume_at` passed → `running`.
+3. **Lost tasks**: a `starting` execution, or a `running` one with due work, whose heartbeat is
+   older than `stale_seconds` is enqueued again (fan-out and claims are idempotent).
+4. **Fan-in** (SPEC 6.9): executions whose recipients are all terminal are finished, once.
+5. **Queue policy**: `queued` occurrences whose predecessor finished are started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from reconciler import db as dbmod
+from reconciler.engine import states as st
+from reconciler.engine.context import EngineContext
+from reconciler.engine.dispatch import start_queued
+from reconciler.engine.fanin import finish_if_done
+from reconciler.engine.runplan import RunPlan
+from reconciler.models import executions, messages, occurrences, recipients
+
+Enqueue = Callable[[int], None]
+_LEASE_BATCH = 5000
+
+
+@dataclass
+class SweepReport:
+    unknown: int = 0  # caught mid-send under at_most_once: never re-sent
+    resend: int = 0  # caught mid-send under at_least_once: claimable again
+    released: int = 0  # claimed, nothing in flight: claimable again
+    resumed: list[int] = field(default_factory=list)  # waiting_window → running
+    requeued: list[int] = field(default_factory=list)  # lost tasks, enqueued again
+    finished: list[int] = field(default_factory=list)
+    started: list[int] = field(default_factory=list)  # from queued occurrences
+
+    @property
+    def enqueued(self) -> list[int]:
+        return list(dict.fromkeys(self.resumed + self.requeued + self.started))
+
+
+def sweep(engine: EngineContext, *, now: datetime, enqueue: Enqueue) -> SweepReport:
+    report = SweepReport()
+    touched = _expired_leases(engine, now, report)
+    _reopened_windows(engine, now, report)
+    _lost_tasks(engine, now, report, touched)
+    _fan_in(engine, now, report)
+    report.started = start_queued(engine, now=now, enqueue=lambda _id: None).executions
+    for execution_id in report.enqueued:
+        enqueue(execution_id)
+    return report
+
+
+def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -> set[int]:
+    r, m, e = recipients.c, messages.c, executions.c
+    needs_work: set[int] = set()
+    with dbmod.write_transaction(engine.db) as conn:
+        rows = conn.execute(
+            sa.select(r.id, r.execution_id, r.lease_owner, r.step, r.status,
+                      m.status.label("message_status"), m.attempts.label("message_attempts"))
+            .select_from(recipients.outerjoin(messages, sa.and_(m.recipient_id == r.id,
+                                                                 m.step == r.step)))
+            .where(r.lease_owner.is_not(None), r.lease_until < now)
+            .limit(_LEASE_BATCH)
+        ).all()
+        if not rows:
+            return needs_work
+        plans = {
+            x.id: RunPlan(x.plan or {})
+            for x in conn.execute(
+                sa.select(e.id, e.plan).where(e.id.in_({row.execution_id for row in rows}))
+            )
+        }
+        recipient_rows: list[dict[str, Any]] = []
+        message_rows: list[dict[str, Any]] = []
+        for row in rows:
+            plan = plans.get(row.execution_id)
+            guarantee = plan.delivery.delivery_guarantee if plan else "at_most_once"
+            base = {"rid": row.id, "tok": row.lease_owner, "b_t": now}
+            if row.message_status == st.M_SENDING:
+                message_rows.append({"rid": row.id, "b_step": row.step,
+                                     "b_attempt": row.message_attempts, "b_t": now})
+                if guarantee == "at_least_once":
+                    status = st.R_PENDING if row.step == 0 else st.R_SENT
+                    recipient_rows.append({**base, "b_status": status, "b_next": now,
+                                           "b_code": st.CODE_LEASE_EXPIRED})
+                    report.resend += 1
+                    needs_work.add(row.execution_id)
+                else:
+                    recipient_rows.append({**base, "b_status": st.R_UNKNOWN, "b_next": None,
+                                           "b_code": st.CODE_LEASE_EXPIRED})
+                    report.unknown += 1
+            else:
+                status = row.status if row.status != st.R_SENDING else (
+                    st.R_PENDING if row.step == 0 else st.R_SENT)
+                recipient_rows.append({**base, "b_status": status, "b_next": now, "b_code": None})
+                report.released += 1
+                needs_work.add(row.execution_id)
+        status_p = sa.bindparam("b_status", type_=sa.String())
+        conn.execute(
+            recipients.update()
+            .where(r.id == sa.bindparam("rid"), r.lease_owner == sa.bindparam("tok"))
+            .values(
+                status=status_p,
+                next_attempt_at=sa.bindparam("b_next", type_=r.next_attempt_at.type),
+                error_code=sa.func.coalesce(sa.bindparam("b_code", type_=sa.String()), r.error_code),
+                current_node=sa.case((status_p.in_(st.R_TERMINAL), None), else_=r.current_node),
+                lease_owner=None,
+                lease_until=None,
+                updated_at=sa.bindparam("b_t", type_=r.updated_at.type),
+            ),
+            recipient_rows,
+        )
+        if message_rows:
+            conn.execute(
+                messages.update()
+                .where(m.recipient_id == sa.bindparam("rid"), m.step == sa.bindparam("b_step"),
+                       m.status == st.M_SENDING, m.attempts == sa.bindparam("b_attempt"))
+                .values(status=st.M_FAILED, error_code=st.CODE_LEASE_EXPIRED,
+                        error="the worker's lease expired while this message was being sent; "
+                              "the API may or may not have accepted it",
+                        failed_at=sa.bindparam("b_t", type_=m.failed_at.type),
+                        updated_at=sa.bindparam("b_t", type_=m.updated_at.type)),
+                message_rows,
+            )
+    return needs_work
+
+
+def _reopened_windows(engine: EngineContext, now: datetime, report: SweepReport) -> None:
+    e = executions.c
+    with dbmod.write_transaction(engine.db) as conn:
+        report.resumed = list(conn.execute(
+            executions.update()
+            .where(e.status == st.EX_WAITING_WINDOW, e.resume_at <= now)
+            .values(status=st.EX_RUNNING, resume_at=None, reason=None, heartbeat_at=now,
+                    updated_at=now)
+            .returning(e.id)
+        ).scalars())
+
+
+def _lost_tasks(engine: EngineContext, now: datetime, report: SweepReport,
+                needs_work: set[int]) -> None:
+    e, r = executions.c, recipients.c
+    stale = now - timedelta(seconds=engine.settings.stale_seconds)
+    due = sa.exists().where(
+        r.execution_id == e.id, r.next_attempt_at <= stale, r.lease_owner.is_(None),
+        r.status.in_(st.R_CLAIMABLE),
+    )
+    quiet = sa.or_(e.heartbeat_at.is_(None), e.heartbeat_at < stale)
+    with dbmod.write_transaction(engine.db) as conn:
+        requeued = list(conn.execute(
+            executions.update()
+            .where(quiet, sa.or_(e.status == st.EX_STARTING, sa.and_(e.status == st.EX_RUNNING, due)))
+            .values(heartbeat_at=now)
+            .returning(e.id)
+        ).scalars())
+        if needs_work:
+            requeued += list(conn.execute(
+                executions.update()
+                .where(e.id.in_(needs_work), e.status == st.EX_RUNNING)
+                .values(heartbeat_at=now)
+                .returning(e.id)
+            ).scalars())
+    report.requeued = list(dict.fromkeys(requeued))
+
+
+def _fan_in(engine: EngineContext, now: datetime, report: SweepReport) -> None:
+    e, r = executions.c, recipients.c
+    with engine.db.connect() as conn:
+        done = conn.execute(
+            sa.select(e.id).where(
+                e.status.in_(st.EX_FANNED_OUT), e.fanned_out.is_(True),
+                ~sa.exists().where(r.execution_id == e.id, r.status.not_in(st.R_TERMINAL)),
+            )
+        ).scalars().all()
+    for execution_id in done:
+        with dbmod.write_transaction(engine.db) as conn:
+            if finish_if_done(conn, execution_id, now=now) is not None:
+                report.finished.append(execution_id)
+
+
+# --------------------------------------------------------------------------- next wakeup
+
+
+def next_wakeup(engine: EngineContext, *, now: datetime) -> datetime | None:
+    """The earliest time dispatch or sweep has something to do: a pending occurrence, a
+    window reopening, a lease expiring. The service may sleep until then (it still polls for
+    new applies and lost tasks)."""
+    o, e, r = occurrences.c, executions.c, recipients.c
+    with engine.db.connect() as conn:
+        times = [
+            conn.execute(sa.select(sa.func.min(o.at)).where(o.status == st.OCC_PENDING)).scalar(),
+            conn.execute(sa.select(sa.func.min(e.resume_at))
+                         .where(e.status == st.EX_WAITING_WINDOW)).scalar(),
+            conn.execute(sa.select(sa.func.min(r.lease_until))
+                         .where(r.lease_owner.is_not(None))).scalar(),
+        ]
+    found = [t for t in times if t is not None]
+    return min(found) if found else None

@@ -1,0 +1,385 @@
+"""The work loop against the stand-in WhatsApp API over real sockets, with a driven clock:
+flows, sending guarantees under duplicate tasks, retries, pair rate, permanent errors, the
+circuit breaker, rate and messaging limits, the window at send time, and fan-in."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_support import (
+    ENV,
+    FAST,
+    ORG,
+    TOKEN,
+    Enqueued,
+    FakeClock,
+    add_contacts,
+    apply,
+    automation_doc,
+    channel_doc,
+    engine_for,
+    rows,
+    scalar,
+    table_rows,
+    utc,
+    write_repo,
+)
+from test_engine_limits import max_in_any_second
+
+from reconciler import engine as eng
+from reconciler import models
+from reconciler.channels import Channel, OutgoingMessage, SendResult, open_channel
+from reconciler.engine import EngineContext, EngineSettings
+from reconciler.standin import Fault, StandIn
+
+T0 = utc("2026-01-05T00:00:00Z")
+RUN = utc("2026-01-05T09:00:01Z")
+
+
+@pytest.fixture
+def api() -> Iterator[StandIn]:
+    with StandIn(token=TOKEN) as server:
+        yield server
+
+
+@dataclass
+class Run:
+    engine: EngineContext
+    execution_id: int
+    clock: FakeClock
+    url: str
+    contact_ids: list[str]
+
+    def work(self, **kw: Any) -> eng.WorkReport:
+        return eng.work_execution(self.engine, self.execution_id, now=self.clock(),
+                                  clock=self.clock, sleep=self.clock.sleep, **kw)
+
+    def drain(self, passes: int = 100, **kw: Any) -> eng.WorkReport:
+        """Work passes (sweeping in between) until the execution finishes or stops."""
+        report = self.work(**kw)
+        for _ in range(passes):
+            if report.finished or report.status in ("finished", "paused_circuit"):
+                return report
+            if report.next_at is None:
+                return report
+            if report.next_at > self.clock():
+                self.clock.t = report.next_at
+            eng.sweep(self.engine, now=self.clock(), enqueue=Enqueued())
+            report = self.work(**kw)
+        raise AssertionError(f"not done after {passes} passes: {report}")
+
+    def recipients(self) -> dict[str, dict[str, Any]]:
+        return {r["contact_id"]: r for r in table_rows(
+            self.url, models.recipients, execution_id=self.execution_id)}
+
+    def execution(self) -> dict[str, Any]:
+        return table_rows(self.url, models.executions, id=self.execution_id)[0]
+
+
+def start(db_url: str, tmp_path: Path, api: StandIn, *, n: int = 10, flow: str = "hello",
+          delivery: Mapping[str, Any] | None = None, channel: Mapping[str, Any] | None = None,
+          schedule: Mapping[str, Any] | None = None, settings: EngineSettings = FAST,
+          opted_out: set[int] | None = None, name: str = "promo", at: datetime = RUN,
+          contacts_from: int = 0) -> Run:
+    ids = add_contacts(db_url, n, start=contacts_from, opted_out=opted_out)
+    root = tmp_path / "cfg"
+    autos = [automation_doc(name, flow=flow, contact_ids=ids, delivery=delivery, schedule=schedule,
+                            variable_mapping={"discount": "50%"} if flow == "promo" else None)]
+    existing = [p for p in root.glob("*.yaml") if p.name != "base.yaml"] if root.exists() else []
+    if existing:  # a second automation in the same repository
+        import json
+        autos += [json.loads(p.read_text()) for p in existing]
+    write_repo(root, channel_doc(api.base_url, api.phone_number_id, **(channel or {})), autos)
+    apply(root, db_url, T0)
+    engine = engine_for(db_url, root, settings=settings)
+    report = eng.dispatch_due(engine, now=at, enqueue=Enqueued())
+    [execution_id] = [e for e in report.executions]
+    eng.fan_out(engine, execution_id, now=at)
+    return Run(engine, execution_id, FakeClock(at), db_url, ids)
+
+
+# --------------------------------------------------------------------------- flows
+
+
+def test_a_campaign_messages_every_recipient_once_and_finishes_with_stats(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """30 contacts, one opted out: 29 messages with the contact's name, none to the opted-out
+    contact, the execution finished with its stats and the automation's aggregates."""
+    run = start(db_url, tmp_path, api, n=30, opted_out={4})
+    report = run.drain()
+    run.engine.close()
+    assert report.finished and report.sent == 29
+    received = api.messages
+    assert len(received) == 29 and not api.duplicates()
+    assert "+5511900000004" not in {m.to for m in received}
+    assert {m.content for m in received if m.to == "+5511900000007"} == {"Hello N7"}
+    ex = run.execution()
+    assert (ex["status"], ex["sent"], ex["completed"], ex["failed"], ex["opted_out"]) == (
+        "finished", 29, 29, 0, 1)
+    [auto] = rows(db_url, "select execution_count, total_sent, total_completed from automations")
+    assert auto == {"execution_count": 1, "total_sent": 29, "total_completed": 29}
+    assert scalar(db_url, "select count(*) from messages where status = 'sent'") == 29
+
+
+def test_a_wait_node_resumes_the_flow_at_its_time(db_url: str, tmp_path: Path, api: StandIn) -> None:
+    """promo: a template now, then after the 2 h wait a text; the pass reports when to return."""
+    run = start(db_url, tmp_path, api, n=6, flow="promo")
+    first = run.work()
+    assert first.sent == 6 and not first.finished
+    assert first.next_at is not None and first.next_at >= RUN + timedelta(hours=2)
+    assert {m.type for m in api.messages} == {"template"}
+    run.clock.t = first.next_at
+    last = run.drain()
+    run.engine.close()
+    assert last.finished
+    assert Counter(m.type for m in api.messages) == {"template": 6, "text": 6}
+    assert not api.duplicates()
+    assert {r["step"] for r in run.recipients().values()} == {2}
+
+
+def test_a_task_delivered_twice_never_sends_twice(db_url: str, tmp_path: Path, api: StandIn) -> None:
+    """Two work passes on the same execution at the same time (a duplicated task) claim
+    disjoint recipients: every contact gets exactly one message."""
+    run = start(db_url, tmp_path, api, n=240)
+    api.add_fault(Fault("delay", latency=0.005))
+    results: list[eng.WorkReport] = []
+    barrier = threading.Barrier(3)
+
+    def one() -> None:
+        barrier.wait()
+        results.append(eng.work_execution(run.engine, run.execution_id, now=RUN))
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.engine.close()
+    assert sum(r.sent for r in results) == 240
+    assert len(api.messages) == 240 and not api.duplicates()
+    assert len({m.to for m in api.messages}) == 240
+    assert run.execution()["status"] == "finished"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_a_throttling_storm_is_retried_with_backoff_until_everything_is_sent(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """130429 answered 90 times to 40 recipients: each is retried with growing jittered
+    delays and in the end every one is sent exactly once."""
+    retry = {"max_attempts": 10, "initial_delay": "1s", "max_delay": "30s", "multiplier": 2}
+    run = start(db_url, tmp_path, api, n=40, delivery={"retry": retry})
+    api.add_fault(Fault(code=130429, times=90))
+    report = run.drain()
+    run.engine.close()
+    assert report.finished
+    assert len(api.messages) == 40 and not api.duplicates()
+    assert run.execution()["completed"] == 40
+    attempts = [r["attempts"] for r in run.recipients().values()]
+    assert sum(attempts) == 40 + 90 and max(attempts) > 2
+    assert scalar(db_url, "select max(attempts) from messages") == max(attempts)
+
+
+def test_pair_rate_retries_that_recipient_alone_after_six_seconds(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """131056 for one recipient: the others complete; it waits at least 6 s, then is sent."""
+    run = start(db_url, tmp_path, api, n=5)
+    api.add_fault(Fault(code=131056, recipient="+5511900000003", times=1))
+    first = run.work()
+    r = run.recipients()["c-3"]
+    assert r["status"] == "pending" and r["error_code"] == "131056"
+    assert r["next_attempt_at"] >= run.clock() + timedelta(seconds=6) - timedelta(seconds=1)
+    assert first.next_at == r["next_attempt_at"] and first.sent == 4
+    assert run.drain().finished
+    run.engine.close()
+    assert Counter(m.to for m in api.messages)["+5511900000003"] == 1 and len(api.messages) == 5
+
+
+def test_a_permanent_error_fails_the_recipient_at_once_with_the_code(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """131026 (undeliverable) fails that recipient on its first attempt, code on its row."""
+    run = start(db_url, tmp_path, api, n=4)
+    api.add_fault(Fault(code=131026, recipient="+5511900000002"))
+    report = run.drain()
+    run.engine.close()
+    assert report.finished
+    r = run.recipients()["c-2"]
+    assert (r["status"], r["error_code"], r["attempts"]) == ("failed", "131026", 1)
+    ex = run.execution()
+    assert (ex["sent"], ex["completed"], ex["failed"]) == (3, 3, 1)
+
+
+def test_spam_rate_limit_opens_the_breaker_pauses_every_execution_and_resume_loses_nothing(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """131048 opens the channel's breaker: this execution and another on the same channel pause
+    with their recipients pending; `resume_channel` runs both to the end, nobody twice."""
+    small = EngineSettings(**{**FAST.__dict__, "batch_size": 5})
+    second = start(db_url, tmp_path, api, n=12, name="other", settings=small,
+                   contacts_from=100)
+    run = start(db_url, tmp_path, api, n=20, settings=small,
+                at=utc("2026-01-05T09:00:02Z"))
+    api.add_fault(Fault(code=131048, times=1))
+    report = run.work()
+    assert report.status == "paused_circuit"
+    assert run.execution()["status"] == "paused_circuit"
+    other = second.work()
+    assert other.status == "paused_circuit" and other.sent == 0
+    [circuit] = rows(db_url, "select state, code from channel_circuits")
+    assert circuit == {"state": "open", "code": "131048"}
+    before = len(api.messages)
+    assert before < 20
+    enqueued = Enqueued()
+    resumed = eng.resume_channel(run.engine, ORG, "wa", now=run.clock(), enqueue=enqueued)
+    assert sorted(resumed) == sorted(enqueued) == sorted([run.execution_id, second.execution_id])
+    assert run.drain().finished and second.drain().finished
+    run.engine.close()
+    second.engine.close()
+    assert len(api.messages) == 32 and not api.duplicates()
+    assert rows(db_url, "select state from channel_circuits") == [{"state": "closed"}]
+
+
+# --------------------------------------------------------------------------- limits
+
+
+class Recording:
+    """The real channel, with the (driven) time each message left at."""
+
+    def __init__(self, inner: Channel, clock: FakeClock) -> None:
+        self.inner, self.clock, self.times = inner, clock, []  # type: ignore[var-annotated]
+
+    async def send_many(self, messages: Sequence[OutgoingMessage], *, concurrency: int
+                        ) -> list[SendResult]:
+        self.times += [self.clock().timestamp()] * len(messages)
+        return await self.inner.send_many(messages, concurrency=concurrency)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_messages_per_second_80_holds_in_every_second_of_a_driven_clock(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """400 recipients at messages_per_second 80: no one-second window sees more than 80
+    messages leave, and the campaign takes about 5 s (>= 95% of the rate)."""
+    run = start(db_url, tmp_path, api, n=400, channel={"messages_per_second": 80},
+                settings=EngineSettings(**{**FAST.__dict__, "batch_size": 200}))
+    recorder: list[Recording] = []
+
+    def factory(org: str, name: str, spec: Mapping[str, Any]) -> Channel:
+        recorder.append(Recording(open_channel(spec, env=ENV, outbox_dir=tmp_path), run.clock))
+        return recorder[-1]
+
+    report = run.drain(channel_factory=factory)
+    run.engine.close()
+    assert report.finished and len(api.messages) == 400
+    times = [t for r in recorder for t in r.times]
+    assert max_in_any_second(times) <= 80
+    assert len(times) / (max(times) - min(times) + 1 / 80) >= 0.95 * 80
+
+
+def test_daily_unique_recipients_hold_recipients_back_without_failing_them(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """A messaging limit of 5 per 24 h: 5 of 8 are sent, 3 wait (pending, not failed) until the
+    first ones are 24 h old, then go."""
+    run = start(db_url, tmp_path, api, n=8, channel={"daily_unique_recipients": 5})
+    first = run.work()
+    assert first.sent == 5 and first.held == 3
+    waiting = [r for r in run.recipients().values() if r["status"] == "pending"]
+    assert len(waiting) == 3 and all(r["error_code"] is None for r in waiting)
+    assert first.next_at is not None and first.next_at >= RUN + timedelta(hours=24)
+    assert run.drain().finished
+    run.engine.close()
+    assert len(api.messages) == 8 and not api.duplicates()
+
+
+# --------------------------------------------------------------------------- window
+
+
+def test_a_campaign_pauses_when_the_window_closes_and_resumes_monday_morning(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """Window 09:00-18:00 in São Paulo, weekends skipped, 1 message/s: triggered Friday 17:59:55
+    it sends 5, pauses at 18:00 (waiting_window, resume_at Monday 09:00), and the rest go out
+    from Monday 09:00; nothing is lost or skipped."""
+    schedule = {"execution_timezone": "America/Sao_Paulo", "execution_window_start": "09:00",
+                "execution_window_end": "18:00", "skip_weekends": True}
+    ids = add_contacts(db_url, 8)
+    root = write_repo(tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id,
+                                                    messages_per_second=1),
+                      [automation_doc("promo", contact_ids=ids, schedule=schedule)])
+    apply(root, db_url, T0)
+    engine = engine_for(db_url, root)
+    friday = utc("2026-01-09T20:59:55Z")  # 17:59:55 in São Paulo
+    result = eng.trigger(engine, ORG, "promo", now=friday)
+    assert result.execution_id is not None
+    eng.fan_out(engine, result.execution_id, now=friday)
+    run = Run(engine, result.execution_id, FakeClock(friday), db_url, ids)
+    report = run.work()
+    monday = utc("2026-01-12T12:00:00Z")  # 09:00 in São Paulo
+    assert report.status == "waiting_window" and report.next_at == monday
+    assert len(api.messages) == 5
+    ex = run.execution()
+    assert (ex["status"], ex["resume_at"]) == ("waiting_window", monday)
+    assert run.work().sent == 0  # a pass before Monday does nothing
+    run.clock.t = monday
+    enqueued = Enqueued()
+    assert eng.sweep(engine, now=monday, enqueue=enqueued).resumed == [run.execution_id]
+    assert enqueued == [run.execution_id]
+    assert run.drain().finished
+    engine.close()
+    assert len(api.messages) == 8 and not api.duplicates()
+    sent_at = sorted(r["sent_at"] for r in table_rows(db_url, models.messages))
+    assert sent_at[4] < utc("2026-01-09T21:00:00Z") <= monday <= sent_at[5]
+
+
+# --------------------------------------------------------------------------- fan-in
+
+
+def test_fan_in_is_counted_once_when_the_sweep_and_workers_race(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """Three work passes and three sweepers racing on one execution: it is finished exactly
+    once, and the automation's execution_count and totals move once."""
+    run = start(db_url, tmp_path, api, n=6)
+    barrier = threading.Barrier(6)
+    finished: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        barrier.wait()
+        report = eng.work_execution(run.engine, run.execution_id, now=RUN, batch_size=2)
+        if report.finished:
+            with lock:
+                finished.append(run.execution_id)
+
+    def sweeper() -> None:
+        barrier.wait()
+        for k in range(30):
+            done = eng.sweep(run.engine, now=RUN + timedelta(seconds=k), enqueue=Enqueued()).finished
+            with lock:
+                finished.extend(done)
+
+    threads = [threading.Thread(target=f) for f in (worker, worker, worker, sweeper, sweeper, sweeper)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.engine.close()
+    assert finished == [run.execution_id]
+    assert len(api.messages) == 6 and not api.duplicates()
+    [auto] = rows(db_url, "select execution_count, total_sent from automations")
+    assert auto == {"execution_count": 1, "total_sent": 6}
