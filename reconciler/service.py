@@ -355,6 +355,19 @@ async def _unmatched_loop(service: Service, interval: float) -> None:
                         dbmod.describe_error(exc, service.database.url))
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket to hand to uvicorn (`Server.run(sockets=[...])`).
+
+    `socket.create_server` makes a socket with proto 0, so asyncio does not set TCP_NODELAY on
+    the connections it accepts (it checks proto == IPPROTO_TCP), and uvicorn's separate header
+    and body writes then wait out the peer's delayed ACK: ~40 ms per response. Linux copies
+    the option from the listening socket to the accepted ones, so it is set here.
+    """
+    sock = socket.create_server((host, port), backlog=2048)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 class ServerThread:
     """uvicorn serving `app` from a daemon thread on `host` (port 0: a free one), for tests,
     benchmarks and `flowspec run`; a context manager whose value is the base URL."""
@@ -362,12 +375,7 @@ class ServerThread:
     def __init__(self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> None:
         import uvicorn
 
-        self._socket = socket.create_server((host, port), backlog=2048)
-        # create_server's socket has proto 0, so asyncio does not set TCP_NODELAY on the
-        # connections it accepts (it checks proto == IPPROTO_TCP), and uvicorn's separate
-        # header and body writes then wait out the peer's delayed ACK: ~40 ms per response.
-        # Linux copies the option from the listening socket to accepted ones.
-        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._socket = listen_socket(host, port)
         self.host, self.port = host, int(self._socket.getsockname()[1])
         self._server = uvicorn.Server(uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="on",

@@ -444,3 +444,20 @@ def test_next_status_never_lowers(current: str, status: str) -> None:
     if after is not None:
         assert MESSAGE_RANK[after] > MESSAGE_RANK[current]
         assert current != "failed"
+
+
+def test_service_socket_disables_nagle_on_accepted_connections() -> None:
+    """Connections accepted on the service's listening socket have TCP_NODELAY, so a response
+    written in two parts is not held back for the client's delayed ACK."""
+    import socket
+
+    from reconciler.service import listen_socket
+
+    server = listen_socket("127.0.0.1", 0)
+    client = socket.create_connection(server.getsockname()[:2])
+    accepted, _ = server.accept()
+    try:
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        for s in (accepted, client, server):
+            s.close()
