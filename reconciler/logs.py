@@ -18,7 +18,8 @@ LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}  # uvicorn's terminal-colour copy
 )
 
 
@@ -75,3 +76,5 @@ def setup_logging(fmt: LogFormat = "text", *, level: str = "INFO", stream: IO[st
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+    # Migrations run on first use; their step-by-step chatter is not the service's news.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

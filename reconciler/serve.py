@@ -274,3 +274,37 @@ def config_sources(paths: Sequence[os.PathLike[str] | str]) -> list[str]:
     from flowspec.commands.plan import default_path
 
     return [str(p) for p in paths] or [default_path()]
+
+
+def describe_queue(url: str | None, db_url: str) -> str:
+    """The queue as it may be shown: its URL with the password masked, or the embedded file."""
+    if url:
+        return dbmod.mask_url(url)
+    from reconciler.queue import default_queue_path
+
+    return f"the embedded SQLite queue {default_queue_path(db_url)}"
+
+
+def tasks_module(queue_url: str | None, db_url: str) -> Any:
+    """`reconciler.tasks`, imported with the environment naming this queue and database: its
+    Huey is built at import from `FLOWSPEC_QUEUE_URL`/`FLOWSPEC_DATABASE_URL`, and a short-lived
+    command must neither create the default queue file nor leave the variables changed."""
+    import importlib
+    import sys
+
+    from reconciler.queue import QUEUE_ENV
+
+    if "reconciler.tasks" in sys.modules:
+        return sys.modules["reconciler.tasks"]
+    saved = {k: os.environ.get(k) for k in (QUEUE_ENV, dbmod.URL_ENV)}
+    try:
+        if queue_url:
+            os.environ[QUEUE_ENV] = queue_url
+        os.environ[dbmod.URL_ENV] = db_url
+        return importlib.import_module("reconciler.tasks")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
