@@ -96,6 +96,8 @@ class Generated:
     floor: list[Callable[[], int]]  # each returns the number of candidates it generated
     crons: list[str]  # cron expressions (their automations are the cron-only config)
     cron_sources: list[tuple[str, bytes]]
+    plain_sources: list[tuple[str, bytes]]  # the half without window, day rules, exceptions
+    plain_floor: list[Callable[[], int]]
 
 
 def rule_counter(end: datetime, **kw: object) -> Callable[[], int]:
@@ -117,6 +119,8 @@ def generate(n: int, days: int, seed: int = 7) -> Generated:
     end = START + timedelta(days=days)
     sources: list[tuple[str, bytes]] = [("automations/base.yaml", BASE.encode())]
     cron_sources = list(sources)
+    plain_sources = list(sources)
+    plain_floor: list[Callable[[], int]] = []
     floor: list[Callable[[], int]] = []
     crons: list[str] = []
     kinds = ["daily"] * 30 + ["weekly"] * 25 + ["monthly"] * 15 + ["cron"] * 20 + ["custom"] * 10
@@ -170,7 +174,10 @@ def generate(n: int, days: int, seed: int = 7) -> Generated:
         sources.append(source)
         if kind == "cron":
             cron_sources.append(source)
-    return Generated(sources, floor, crons, cron_sources)
+        if not i % 2:
+            plain_sources.append(source)
+            plain_floor.append(floor[-1])
+    return Generated(sources, floor, crons, cron_sources, plain_sources, plain_floor)
 
 
 def compile_all(config: Config, days: int) -> int:
@@ -211,6 +218,7 @@ def main() -> None:
     errors = [d for d in config.diagnostics if d.is_error]
     assert not errors, [d.render() for d in errors]
     cron_config = load_config_sources(gen.cron_sources)
+    plain_config = load_config_sources(gen.plain_sources)
     print(f"{n} automations ({len(gen.crons)} cron) over {days} days, {rounds} round(s)")
     compile_all(config, 2)  # warm caches (zone tables, holidays) outside the measurement
 
@@ -222,6 +230,8 @@ def main() -> None:
             ("rrule floor", lambda: sum(f() for f in gen.floor)),
             ("compile (cron only)", lambda: compile_all(cron_config, days)),
             ("croniter loop", lambda: croniter_loop(gen.crons, days)),
+            ("compile (no rules)", lambda: compile_all(plain_config, days)),
+            ("rrule (no rules)", lambda: sum(f() for f in gen.plain_floor)),
         ):
             count, seconds = timed(fn)
             counts[label] = count
@@ -230,6 +240,7 @@ def main() -> None:
         print(f"  {label:<22} {counts[label]:>10,} occurrences  {rate:>12,.0f}/s")
     print(f"  compile / rrule floor    {best['compile'] / best['rrule floor']:.2f}x  (target >= 0.5x)")
     print(f"  cron compile / croniter  {best['compile (cron only)'] / best['croniter loop']:.1f}x  (target >= 5x)")
+    print(f"  no-rules half / its rrule {best['compile (no rules)'] / best['rrule (no rules)']:.2f}x  (information: the cost of the rules)")
 
     tracemalloc.start()
     compile_all(config, days)

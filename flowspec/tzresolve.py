@@ -103,6 +103,7 @@ class Zone:
         self.name = name
         self.tzinfo = _zoneinfo(name)
         self._years: dict[int, _YearTable] = {}
+        self._days: dict[date, timedelta | None] = {}  # day_offset, asked once per slot day
 
     # ------------------------------------------------------------------ tables
 
@@ -173,6 +174,17 @@ class Zone:
 
     def day_offset(self, day: date) -> timedelta | None:
         """The offset of every wall time of `day` if no transition touches that day, else None."""
+        try:
+            return self._days[day]
+        except KeyError:
+            pass
+        found = self._day_offset(day)
+        if len(self._days) > 200_000:
+            self._days.clear()
+        self._days[day] = found
+        return found
+
+    def _day_offset(self, day: date) -> timedelta | None:
         t = self.table(day.year)
         start = datetime(day.year, day.month, day.day)
         i = bisect.bisect_right(t.bounds, start)
