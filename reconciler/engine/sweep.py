@@ -109,6 +109,8 @@ def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -
                 recipient_rows.append({**base, "b_status": status, "b_next": now, "b_code": None})
                 report.released += 1
                 needs_work.add(row.execution_id)
+        for item in recipient_rows:
+            item["b_clear"] = item["b_status"] in st.R_TERMINAL
         status_p = sa.bindparam("b_status", type_=sa.String())
         conn.execute(
             recipients.update()
@@ -117,7 +119,8 @@ def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -
                 status=status_p,
                 next_attempt_at=sa.bindparam("b_next", type_=r.next_attempt_at.type),
                 error_code=sa.func.coalesce(sa.bindparam("b_code", type_=sa.String()), r.error_code),
-                current_node=sa.case((status_p.in_(st.R_TERMINAL), None), else_=r.current_node),
+                current_node=sa.case((sa.bindparam("b_clear", type_=sa.Boolean()), None),
+                                     else_=r.current_node),
                 lease_owner=None,
                 lease_until=None,
                 updated_at=sa.bindparam("b_t", type_=r.updated_at.type),

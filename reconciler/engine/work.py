@@ -470,7 +470,8 @@ class _Pass:
                 # an accepted one must never be sent twice.
                 where=m.status == st.M_FAILED,
             ).returning(m.recipient_id, m.attempts)
-            started = {row.recipient_id: row.attempts for row in conn.execute(stmt.values(rows))}
+            # executemany ("insertmanyvalues"): one cached statement, batched VALUES on the wire.
+            started = {row.recipient_id: row.attempts for row in conn.execute(stmt, rows)}
         go, conflicts = [], []
         for s in chunk:
             if s.r.id in started:
