@@ -93,19 +93,19 @@ def test_bad_rows_are_reported_with_line_numbers_and_skipped(db_url: str, tmp_pa
     assert contacts(db_url)["c-1"]["attributes"] == {"note": "two\nlines"}
 
 
-def test_strict_writes_nothing_when_a_row_is_bad(db_url: str, tmp_path: Path) -> None:
+def test_strict_writes_nothing_when_a_row_is_bad(sqlite_url: str, tmp_path: Path) -> None:
     """--strict turns one bad row into no write at all."""
     path = csv_file(tmp_path, "id,phone\nc-1,+5511999990001\nc-2,+0123\n")
-    result = invoke("contacts", "import", str(path), "--strict", "--db", db_url)
+    result = invoke("contacts", "import", str(path), "--strict", "--db", sqlite_url)
     assert result.code == 1
     assert f"{path}:3: error: phone '+0123' is not E.164" in result.err
     assert "nothing written" in result.err
-    assert contacts(db_url) == {}
+    assert contacts(sqlite_url) == {}
 
 
-def test_file_level_problems_fail_cleanly(db_url: str, tmp_path: Path) -> None:
+def test_file_level_problems_fail_cleanly(sqlite_url: str, tmp_path: Path) -> None:
     """A missing file, a header without id, a duplicated column or non-UTF-8 bytes exit 1 with
-    a message naming the file, never a traceback."""
+    a message naming the file, never a traceback, before the database is even created."""
     cases = {
         "missing.csv": None,
         "noid.csv": b"phone,name\n+5511999990001,Ana\n",
@@ -116,10 +116,10 @@ def test_file_level_problems_fail_cleanly(db_url: str, tmp_path: Path) -> None:
         path = tmp_path / name
         if data is not None:
             path.write_bytes(data)
-        result = invoke("contacts", "import", str(path), "--db", db_url)
+        result = invoke("contacts", "import", str(path), "--db", sqlite_url)
         assert result.code == 1, name
         assert "Traceback" not in result.output and str(path) in result.err, result.output
-    assert contacts(db_url) == {}
+    assert not (tmp_path / "fresh.db").exists()
 
 
 def test_opt_out_and_opt_in(db_url: str, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ statuses that only move forward (SPEC 6.9). Webhooks are posted by the stand-in 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import time
@@ -125,8 +126,8 @@ def build_app(db_url: str, root: Path, **kwargs: Any) -> Any:
     return create_app(db_url=db_url, config_paths=[root], env=ENV, **kwargs)
 
 
-@pytest.fixture
-def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
+@contextlib.contextmanager
+def serving(db_url: str, tmp_path: Path) -> Iterator[Harness]:
     app = build_app(db_url, tmp_path / "config", unmatched_interval=0.1)
     engine = dbmod.create_engine(db_url)
     try:
@@ -136,6 +137,21 @@ def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
                           StandIn(phone_number_ids=(GLOBEX_PHONE,), seed=2))
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def harness(db_url: str, tmp_path: Path) -> Iterator[Harness]:
+    """The service on both engines: for behaviour that writes."""
+    with serving(db_url, tmp_path) as h:
+        yield h
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Harness]:
+    """The service on SQLite only: for requests refused before the database is reached,
+    where the engine cannot matter (the row snapshot still proves nothing changed)."""
+    with serving(f"sqlite:///{tmp_path / 'gate.db'}", tmp_path) as h:
+        yield h
 
 
 def acme_send(h: Harness, statuses: list[Status], **kwargs: Any) -> list[int]:
@@ -253,12 +269,12 @@ def test_status_before_the_wamid_is_recorded_is_applied_later(harness: Harness) 
 # --------------------------------------------------------------------------- rejected
 
 
-def test_unsigned_or_forged_callbacks_are_rejected_and_change_nothing(harness: Harness) -> None:
+def test_unsigned_or_forged_callbacks_are_rejected_and_change_nothing(gate: Harness) -> None:
     """No signature: 401. Another secret, a tampered body, or a bad header format: 401/403.
     None of them changes a row."""
-    harness.message("wamid.X1")
-    before = harness.snapshot()
-    body = harness.acme.webhook_bodies([Status("wamid.X1", "read", "+5511999990001")])[0]
+    gate.message("wamid.X1")
+    before = gate.snapshot()
+    body = gate.acme.webhook_bodies([Status("wamid.X1", "read", "+5511999990001")])[0]
     good = sign(body, ENV["ACME_SECRET"])
     tampered = body.replace(b"wamid.X1", b"wamid.X2")
     cases = [
@@ -269,10 +285,10 @@ def test_unsigned_or_forged_callbacks_are_rejected_and_change_nothing(harness: H
         ({"X-Hub-Signature-256": "sha256=" + "0" * 64}, body, 403),
     ]
     for headers, payload, expected in cases:
-        code, _ = harness.post(payload, headers)
+        code, _ = gate.post(payload, headers)
         assert code == expected, headers
-    assert harness.acme.send_statuses(harness.url, "wrong", [Status("wamid.X1", "read", "+1")]) == [403]
-    assert harness.snapshot() == before
+    assert gate.acme.send_statuses(gate.url, "wrong", [Status("wamid.X1", "read", "+1")]) == [403]
+    assert gate.snapshot() == before
 
 
 def test_cross_organization_wamids_are_never_touched(harness: Harness) -> None:
@@ -295,16 +311,16 @@ def test_cross_organization_wamids_are_never_touched(harness: Harness) -> None:
     assert (harness.status_of("wamid.GLOBEX"), harness.recipient(globex_rid)["status"]) == ("read", "read")
 
 
-def test_oversized_body_is_413(harness: Harness) -> None:
+def test_oversized_body_is_413(gate: Harness) -> None:
     """A body over 1 MiB is refused with 413, with or without Content-Length, signed or not."""
-    harness.message("wamid.O1")
-    before = harness.snapshot()
-    envelope = harness.acme.envelope([Status("wamid.O1", "read", "+1")])
+    gate.message("wamid.O1")
+    before = gate.snapshot()
+    envelope = gate.acme.envelope([Status("wamid.O1", "read", "+1")])
     envelope["padding"] = "x" * (1024 * 1024)
     body = json.dumps(envelope).encode()
     headers = {"X-Hub-Signature-256": sign(body, ENV["ACME_SECRET"]),
                "Content-Type": "application/json"}
-    host = urllib.parse.urlsplit(harness.url)
+    host = urllib.parse.urlsplit(gate.url)
     for chunked in (False, True):
         conn = http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port, timeout=10)
         try:
@@ -320,7 +336,7 @@ def test_oversized_body_is_413(harness: Harness) -> None:
         finally:
             conn.close()
         assert status == 413, chunked
-    assert harness.snapshot() == before
+    assert gate.snapshot() == before
 
 
 MALFORMED = [
@@ -330,21 +346,21 @@ MALFORMED = [
 ]
 
 
-def test_malformed_signed_body_is_400(harness: Harness) -> None:
+def test_malformed_signed_body_is_400(gate: Harness) -> None:
     """Correctly signed but not JSON, or not the Cloud API's shape: 400, nothing changed."""
-    harness.message("wamid.M1")
-    before = harness.snapshot()
+    gate.message("wamid.M1")
+    before = gate.snapshot()
     for body in MALFORMED:
-        code, _ = harness.post(body, {"X-Hub-Signature-256": sign(body, ENV["ACME_SECRET"])})
+        code, _ = gate.post(body, {"X-Hub-Signature-256": sign(body, ENV["ACME_SECRET"])})
         assert code == 400, body
-    assert harness.snapshot() == before
+    assert gate.snapshot() == before
 
 
-def test_verification_handshake(harness: Harness) -> None:
+def test_verification_handshake(gate: Harness) -> None:
     """GET echoes hub.challenge for subscribe with a channel's verify token; a wrong token or
     mode is 403, missing parameters 400."""
     def get(**params: str) -> tuple[int, str]:
-        url = harness.url + "?" + urllib.parse.urlencode(params)
+        url = gate.url + "?" + urllib.parse.urlencode(params)
         try:
             with urllib.request.urlopen(url, timeout=10) as response:
                 return response.status, response.read().decode()
