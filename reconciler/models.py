@@ -118,6 +118,10 @@ class Revision(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The last time an apply of this same content found nothing to change.
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # 1, 2, 3... in the order applies committed, assigned under the writers' lock: the live
+    # revision is the highest. Clocks cannot order them (two hosts, or an apply that waited
+    # for the lock after another started later).
+    applied_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
 
     __table_args__ = (Index(None, "status", "id"),)
 
@@ -178,9 +182,12 @@ class Occurrence(Base):
     moved_by: Mapped[str | None] = mapped_column(String(20))
     moved_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dst: Mapped[str | None] = mapped_column(String(20))
-    created_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
-    changed_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
-    cancelled_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
+    # Revision ids without foreign keys: apply writes them in the transaction that creates the
+    # revision and revisions are never deleted, while three per-row checks measured ~40% of the
+    # database's time in a 100k-row first apply on PostgreSQL (docs/decisions.md).
+    created_revision_id: Mapped[int | None] = mapped_column(Id)
+    changed_revision_id: Mapped[int | None] = mapped_column(Id)
+    cancelled_revision_id: Mapped[int | None] = mapped_column(Id)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -241,7 +241,7 @@ def automation_diff(c: core.AutomationChanges) -> Any:
     exactly like `flowspec diff` (cancelled rows show as removed or as now skipped)."""
     from flowspec.diff import AutomationDiff, Modified, Moved, OccurrenceChanges, diff_values
 
-    occ = OccurrenceChanges(added=list(c.inserted))
+    occ = OccurrenceChanges(added=list(c.inserts))
     for u in c.updates:
         old = row_occurrence(u.row)
         new = u.occurrence or row_occurrence({**u.row, **u.values})

@@ -460,7 +460,7 @@ def _race_configs(tmp_path: Path) -> dict[str, Path]:
 
 def _winner(url: str) -> str:
     applied = [r for r in revisions(url) if r["status"] == "applied"]
-    last = max(applied, key=lambda r: (r["finished_at"], r["id"]))
+    last = max(applied, key=lambda r: r["applied_seq"])
     return "a" if last["config_root"].endswith("race-a") else "b"
 
 

@@ -66,7 +66,9 @@ def upgrade() -> None:
     sa.Column('created_at', TS, nullable=False),
     sa.Column('finished_at', TS, nullable=True),
     sa.Column('checked_at', TS, nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_revisions'))
+    sa.Column('applied_seq', sa.BigInteger(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_revisions')),
+    sa.UniqueConstraint('applied_seq', name=op.f('uq_revisions_applied_seq'))
     )
     with op.batch_alter_table('revisions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_revisions_status_id'), ['status', 'id'], unique=False)
@@ -126,9 +128,6 @@ def upgrade() -> None:
     sa.Column('claimed_by', sa.String(length=200), nullable=True),
     sa.Column('created_at', TS, nullable=False),
     sa.Column('updated_at', TS, nullable=False),
-    sa.ForeignKeyConstraint(['cancelled_revision_id'], ['revisions.id'], name=op.f('fk_occurrences_cancelled_revision_id_revisions')),
-    sa.ForeignKeyConstraint(['changed_revision_id'], ['revisions.id'], name=op.f('fk_occurrences_changed_revision_id_revisions')),
-    sa.ForeignKeyConstraint(['created_revision_id'], ['revisions.id'], name=op.f('fk_occurrences_created_revision_id_revisions')),
     sa.ForeignKeyConstraint(['organization', 'automation_id'], ['automations.organization', 'automations.id'], name=op.f('fk_occurrences_organization_automation_id_automations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_occurrences')),
     sa.UniqueConstraint('organization', 'key', name=op.f('uq_occurrences_organization_key'))
