@@ -93,6 +93,10 @@ def compile_all(root: Path) -> tuple[list[core.DesiredAutomation], float]:
     return desired, time.perf_counter() - t
 
 
+def _occ(d: core.DesiredAutomation) -> list[Any]:
+    return d.plan_in(NOW, NOW + HORIZON).occurrences
+
+
 def _spec_of(entry: Any) -> Callable[[], dict[str, Any]]:
     return lambda: entry.model.model_dump(mode="json")  # type: ignore[no-any-return]
 
@@ -101,7 +105,7 @@ def edited(desired: list[core.DesiredAutomation], count: int) -> list[core.Desir
     """`count` automations with every occurrence one hour later (same keys: rows updated)."""
     out = list(desired)
     for i in range(count):
-        p = desired[i * (len(desired) // count)].plan
+        p = desired[i * (len(desired) // count)].plan_in(NOW, NOW + HORIZON)
         moved = [replace(o, at=o.at + timedelta(hours=1), local=o.local + timedelta(hours=1)) for o in p.occurrences]
         plan = AutomationPlan(p.organization, p.name, p.source, p.timezone, moved, spec_hash=p.spec_hash + "-edited")
         out[i * (len(desired) // count)] = core.DesiredAutomation.of_plan(plan)
@@ -171,7 +175,7 @@ def raw_insert(url: str, desired: list[core.DesiredAutomation]) -> float:
             {**core.desired_values(o), "organization": d.organization, "automation_id": auto_id,
              "created_revision_id": None, "changed_revision_id": None, "cancelled_revision_id": None,
              "claimed_at": None, "claimed_by": None, "created_at": ts, "updated_at": ts}
-            for d, auto_id in zip(desired, ids, strict=True) for o in d.plan.occurrences
+            for d, auto_id in zip(desired, ids, strict=True) for o in _occ(d)
         ]
         gc.collect()
         t = time.perf_counter()
@@ -209,7 +213,7 @@ def heap_peak_of_first_apply(url: str, desired: list[core.DesiredAutomation]) ->
 
 
 def bench_engine(name: str, urls: Iterator[str], desired: list[core.DesiredAutomation], repeat: int) -> dict[str, Any]:
-    total = sum(len(d.plan.occurrences) for d in desired)
+    total = sum(len(_occ(d)) for d in desired)
     raws, firsts, noops, edits = [], [], [], []
     for _ in range(repeat):
         raws.append(raw_insert(next(urls), desired))
@@ -222,7 +226,7 @@ def bench_engine(name: str, urls: Iterator[str], desired: list[core.DesiredAutom
             assert not c.any, c
             noops.append(t)
             t, c = timed_apply(database, edited(desired, 10), "edit")
-            assert c.updated == sum(len(d.plan.occurrences) for d in desired[:: len(desired) // 10][:10]), c
+            assert c.updated == sum(len(_occ(d)) for d in desired[:: len(desired) // 10][:10]), c
             edits.append(t)
         finally:
             database.dispose()
@@ -272,7 +276,7 @@ def main() -> int:
         root = tmp / "config"
         write_config(root, n)
         desired, compile_s = compile_all(root)
-        total = sum(len(d.plan.occurrences) for d in desired)
+        total = sum(len(_occ(d)) for d in desired)
         print(f"bench_apply: {n} automations, {total:,} occurrences in a {HORIZON.days}-day horizon; "
               f"compiled in {compile_s:.2f}s (not counted below)")
         results = []

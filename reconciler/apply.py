@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -60,8 +60,9 @@ AutomationAction = Literal["create", "update", "restore", "remove", "none"]
 class DesiredAutomation:
     """One automation as the files say it should be.
 
-    The plan is compiled on first use only: an automation whose spec_hash, plan inputs and
-    coverage match its row is never compiled, which is what keeps a re-apply cheap.
+    The plan is compiled on first use only, and only for the range apply needs: an automation
+    whose spec_hash, plan inputs and coverage match its row is never compiled, and one whose
+    horizon merely moved on is compiled for the new end of the horizon alone.
     """
 
     __slots__ = ("organization", "name", "source", "timezone", "spec_hash", "is_active",
@@ -75,7 +76,7 @@ class DesiredAutomation:
         source: str,
         timezone: str,
         spec_hash: str,
-        compile: Callable[[], AutomationPlan],
+        compile: Callable[[datetime, datetime], AutomationPlan],
         spec: Callable[[], Mapping[str, Any]] = dict,
         is_active: bool = True,
         is_paused: bool = False,
@@ -84,7 +85,7 @@ class DesiredAutomation:
         self.timezone, self.spec_hash = timezone, spec_hash
         self.is_active, self.is_paused = is_active, is_paused
         self._compile, self._spec = compile, spec
-        self._plan: AutomationPlan | None = None
+        self._plan: tuple[datetime, datetime, AutomationPlan] | None = None
 
     @classmethod
     def of_plan(
@@ -95,18 +96,23 @@ class DesiredAutomation:
         is_active: bool = True,
         is_paused: bool = False,
     ) -> DesiredAutomation:
-        """From an already compiled plan (tests, benchmarks, callers holding a Plan)."""
+        """From an already compiled plan (tests, benchmarks, callers holding a Plan); asked for
+        a range, it gives the plan's occurrences in that range."""
+
+        def within(lo: datetime, hi: datetime) -> AutomationPlan:
+            return replace(plan, occurrences=[o for o in plan.occurrences if lo <= o.at < hi])
+
         return cls(
             organization=plan.organization, name=plan.name, source=plan.source,
-            timezone=plan.timezone, spec_hash=plan.spec_hash, compile=lambda: plan, spec=spec,
+            timezone=plan.timezone, spec_hash=plan.spec_hash, compile=within, spec=spec,
             is_active=is_active, is_paused=is_paused,
         )
 
-    @property
-    def plan(self) -> AutomationPlan:
-        if self._plan is None:
-            self._plan = self._compile()
-        return self._plan
+    def plan_in(self, range_from: datetime, range_to: datetime) -> AutomationPlan:
+        """Occurrences with range_from <= at < range_to (the compiler's range contract)."""
+        if self._plan is None or self._plan[:2] != (range_from, range_to):
+            self._plan = (range_from, range_to, self._compile(range_from, range_to))
+        return self._plan[2]
 
     def spec(self) -> Mapping[str, Any]:
         return self._spec()
@@ -282,7 +288,7 @@ def diff_automation(
 
     by_key = {r["key"]: r for r in rows}
     seen: set[str] = set()
-    for o in desired.plan.occurrences:
+    for o in desired.plan_in(since, horizon_end).occurrences:
         if not (since <= o.at < horizon_end):
             continue
         seen.add(o.key)
@@ -347,7 +353,7 @@ def load_rows(
     if desired is None:
         query = base.where(o.status.in_(LIVE))
     else:
-        slots = [x.slot for x in desired.plan.occurrences if since <= x.at < horizon_end]
+        slots = [x.slot for x in desired.plan_in(since, horizon_end).occurrences if since <= x.at < horizon_end]
         # A row the plan names may sit anywhere in time (a reschedule moves an occurrence far
         # from its slot); its slot, not its time, is what bounds it.
         cond = o.at >= since

@@ -151,15 +151,19 @@ def apply(
 # --------------------------------------------------------------------------- desired state
 
 
-def desired_automations(config: Config, now: datetime, horizon_end: datetime) -> Iterator[core.DesiredAutomation]:
-    """The config's automations in (organization, name) order, each compiled only if needed."""
+def desired_automations(
+    config: Config, now: datetime | None = None, horizon_end: datetime | None = None
+) -> Iterator[core.DesiredAutomation]:
+    """The config's automations in (organization, name) order, each compiled only if needed and
+    only over the range apply asks for (`now`/`horizon_end` are accepted for older callers;
+    the range comes from `run_apply`)."""
     from flowspec.compiler import compile_automation
 
     for entry in sorted(config.automations, key=lambda e: (e.organization, e.name)):
         schedule = entry.model.spec.schedule
 
-        def compile(entry: Entry[Any] = entry) -> Any:
-            return compile_automation(config, entry, now, horizon_end)
+        def compile(lo: datetime, hi: datetime, entry: Entry[Any] = entry) -> Any:
+            return compile_automation(config, entry, lo, hi)
 
         def spec(entry: Entry[Any] = entry) -> Mapping[str, Any]:
             return entry.model.model_dump(mode="json", exclude_none=True)  # type: ignore[no-any-return]
