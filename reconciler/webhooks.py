@@ -15,7 +15,8 @@ The request path, in order, each step able to reject with nothing changed:
 
 `apply_statuses` then moves each message forward only: sending < sent < delivered < read, with
 `failed` reachable only from sending/sent and final. Duplicates, replays and late statuses are
-no-ops, so Meta's at-least-once, unordered delivery needs no bookkeeping. Each status is one
+no-ops, so Meta's at-least-once, unordered delivery needs no bookkeeping (a `sent` or
+`delivered` overtaken by a later status still fills its empty timestamp). Each status is one
 conditional UPDATE (the guard is in the WHERE clause), so concurrent callbacks for one message
 cannot lower it on either engine. The recipient's status is then raised to match when the
 message is its latest send, never lowered and never past a terminal status; `pending` and
@@ -403,6 +404,7 @@ def _apply_small(session: Executor, batch: Sequence[StatusUpdate], now: datetime
     result = ApplyResult()
     raised: list[Any] = []
     unmatched: list[dict[str, Any]] = []
+    late: list[StatusUpdate] = []
     for s in batch:
         row = session.execute(_RETURNING_UPDATES[s.status], {
             "b_wamid": s.message_id, "b_org": s.organization, "b_at": s.timestamp or now,
@@ -418,12 +420,41 @@ def _apply_small(session: Executor, batch: Sequence[StatusUpdate], now: datetime
         ).first()
         if exists is not None:
             result.outcomes.append("ignored")
+            late.append(s)
         else:
             result.outcomes.append("unmatched")
             unmatched.append(_unmatched_row(s, now))
     _insert_unmatched(session, unmatched)
+    _backfill(session, late, now)
     result.recipients = _raise_rows(session, [r for r in raised if r.status in RAISES_RECIPIENT], now)
     return result
+
+
+def _backfill_update(status: str) -> Any:
+    later = [name for name in ("delivered", "read") if MESSAGE_RANK[name] > MESSAGE_RANK[status]]
+    column = messages.c[f"{status}_at"]
+    return (
+        messages.update()
+        .where(messages.c.message_id == sa.bindparam("b_wamid"),
+               messages.c.organization == sa.bindparam("b_org"),
+               # Plain comparisons: an IN list is an "expanding" parameter, which executemany
+               # cannot take.
+               sa.or_(*(messages.c.status == name for name in later)), column.is_(None))
+        .values({column.name: sa.bindparam("b_at")})
+    )
+
+
+# A `sent` or `delivered` that arrives after the message moved past it changes no status, but
+# its time is still the truth about when that happened: it fills the empty timestamp.
+_BACKFILL: Mapping[str, Any] = {status: _backfill_update(status) for status in ("sent", "delivered")}
+
+
+def _backfill(session: Executor, late: Sequence[StatusUpdate], now: datetime) -> None:
+    for status, stmt in _BACKFILL.items():
+        params = [{"b_wamid": s.message_id, "b_org": s.organization, "b_at": s.timestamp or now}
+                  for s in late if s.status == status]
+        if params:
+            session.execute(stmt, params)
 
 
 def _unmatched_row(s: StatusUpdate, now: datetime) -> dict[str, Any]:
@@ -455,6 +486,7 @@ def _apply_batch(session: Executor, batch: Sequence[StatusUpdate], now: datetime
     known = {(r.organization, r.message_id): r for r in rows}
     current = {key: r.status for key, r in known.items()}
     updates: list[dict[str, Any]] = []
+    late: list[StatusUpdate] = []
     unmatched: list[dict[str, Any]] = []
     for s in batch:
         key = (s.organization, s.message_id)
@@ -465,6 +497,7 @@ def _apply_batch(session: Executor, batch: Sequence[StatusUpdate], now: datetime
         after = next_status(current[key], s.status)
         if after is None:
             result.outcomes.append("ignored")
+            late.append(s)
             continue
         # Counted from the state read above; the UPDATE's own guard keeps the data right even
         # when a concurrent callback got there first (then this count is one too high).
@@ -478,6 +511,7 @@ def _apply_batch(session: Executor, batch: Sequence[StatusUpdate], now: datetime
     if updates:
         session.execute(_MESSAGE_UPDATE, updates)
     _insert_unmatched(session, unmatched)
+    _backfill(session, late, now)
     if updates:
         result.recipients = _raise_recipients(session, [known[(u["b_org"], u["b_wamid"])].id
                                                         for u in updates], now)

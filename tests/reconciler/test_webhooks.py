@@ -176,7 +176,7 @@ def test_statuses_move_message_and_recipient_forward(harness: Harness) -> None:
 
 def test_reordered_and_duplicated_callbacks_end_at_the_highest_status(harness: Harness) -> None:
     """Shuffled, duplicated callbacks (and `sent` arriving last) leave every message at read:
-    a late delivered or sent never lowers it."""
+    a late delivered or sent never lowers it, though its time is recorded."""
     wamids = [f"wamid.R{i}" for i in range(6)]
     for w in wamids:
         harness.message(w)
@@ -187,6 +187,11 @@ def test_reordered_and_duplicated_callbacks_end_at_the_highest_status(harness: H
     late = acme_send(harness, [Status(w, "delivered", "+5511999990001") for w in wamids])
     assert late == [200] * 6
     assert {harness.status_of(w) for w in wamids} == {"read"}
+    with harness.engine.connect() as conn:
+        stamps = conn.execute(sa.select(messages.c.sent_at, messages.c.delivered_at, messages.c.read_at)
+                              .where(messages.c.message_id.in_(wamids))).all()
+    # A status that arrives after a later one moves nothing but still records its time.
+    assert all(None not in row for row in stamps)
 
 
 def test_concurrent_callbacks_are_grouped_without_losing_or_lowering(harness: Harness) -> None:
