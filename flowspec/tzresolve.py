@@ -54,11 +54,21 @@ def _zoneinfo(name: str) -> tzinfo:
 
 
 def tzdata_version() -> str:
-    """The version of the tz database the compiler uses (recorded in every plan)."""
+    """The version of the tz database the compiler uses (recorded in every plan): the `tzdata`
+    package's, else the system database's (`# version 2025b` heading its tzdata.zi)."""
     try:
         return importlib.metadata.version("tzdata")
     except importlib.metadata.PackageNotFoundError:
-        return "system"
+        pass
+    for root in zoneinfo.TZPATH:
+        try:
+            with open(f"{root}/tzdata.zi", encoding="utf-8") as fh:
+                first = fh.readline()
+        except OSError:
+            continue
+        if first.startswith("# version "):
+            return "system " + first[len("# version ") :].strip()
+    return "system"
 
 
 @lru_cache(maxsize=1)
