@@ -206,7 +206,8 @@ def render_text(report: StatusReport) -> str:
     else:
         r = report.applied
         when = _utc(r.finished_at)
-        checked = f", last checked {_utc(r.checked_at)}" if r.checked_at and r.checked_at != r.finished_at else ""
+        checked_at = _utc(r.checked_at)
+        checked = f", last checked {checked_at}" if checked_at and checked_at != when else ""
         lines.append(f"applied:  {r.label} at {when}{checked}")
     if report.attempted is not None:
         r = report.attempted
