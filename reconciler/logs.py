@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime
+import time
 from typing import IO, Any, Literal
 
 LogFormat = Literal["text", "json"]
@@ -28,8 +28,10 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _timestamp(record: logging.LogRecord) -> str:
-    t = datetime.fromtimestamp(record.created, UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    # time.strftime, not datetime's: records emitted while the interpreter shuts down (an
+    # aiohttp session's __del__) must still format.
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{seconds}.{int(record.msecs):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):

@@ -76,6 +76,8 @@ def automation_doc(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     s = dict(spec)
     schedule = {"recurrence_type": "daily", "start_date": "2026-01-01", "start_time": "09:00",
                 "execution_timezone": "UTC", **s.pop("schedule", {})}
+    if "T" in str(schedule["start_date"]):  # a datetime carries its own time of day
+        schedule.pop("start_time")
     delivery = {"rate_limit_per_hour": 3_600_000, **s.pop("delivery", {})}
     return {
         "apiVersion": "flowspec/v1", "kind": "Automation",
@@ -105,7 +107,7 @@ def scalar(url: str, query: str, **params: Any) -> Any:
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0, every: float = 0.1,
-             what: str = "condition") -> Any:
+             what: str = "condition", detail: Callable[[], str] | None = None) -> Any:
     """Poll until `condition()` is truthy; fail with `what` after a generous timeout. Never a
     timing assertion: the timeout only bounds a hung test."""
     deadline = time.monotonic() + timeout
@@ -115,7 +117,8 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0, every: floa
         if last:
             return last
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    more = f"\n{detail()}" if detail is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r}){more}")
 
 
 def outbox_lines(path: Path) -> list[dict[str, Any]]:
