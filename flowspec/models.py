@@ -115,13 +115,17 @@ Times = Annotated[
 ]
 
 
+# Every integer has a ceiling: an unbounded one validates, then overflows a date computation
+# or a database BIGINT at apply. 1000 days/weeks/months is beyond any real schedule.
+MAX_INTERVAL = 1000
+
 class OnceConfig(_Model):
     type: Literal["once"] | None = None
 
 
 class DailyConfig(_Model):
     type: Literal["daily"] | None = None
-    interval: int = Field(1, ge=1, description="Every N days, counted from start_date's local date.")
+    interval: int = Field(1, ge=1, le=MAX_INTERVAL, description="Every N days, counted from start_date's local date.")
     times: Times | None = None
 
 
@@ -130,7 +134,7 @@ class WeeklyConfig(_Model):
     days: list[Weekday] | None = Field(
         None, min_length=1, description="Weekdays (MON..SUN). Default: start_date's weekday."
     )
-    interval: int = Field(1, ge=1, description="Every N-th week (weeks start on Monday) from start_date's week.")
+    interval: int = Field(1, ge=1, le=MAX_INTERVAL, description="Every N-th week (weeks start on Monday) from start_date's week.")
     times: Times | None = None
 
 
@@ -144,7 +148,7 @@ class MonthlyConfig(_Model):
     )
     weekday: Weekday | None = Field(None, description="With `week`: e.g. weekday FRI, week -1 = last Friday.")
     week: int | None = Field(None, ge=-1, le=5, description="1..5, or -1 for the last such weekday of the month.")
-    interval: int = Field(1, ge=1, description="Every N months from start_date's month.")
+    interval: int = Field(1, ge=1, le=MAX_INTERVAL, description="Every N months from start_date's month.")
     times: Times | None = None
 
     @model_validator(mode="after")
@@ -323,16 +327,16 @@ class Retry(_Model):
     max_attempts: int = Field(5, ge=1, le=100, description="Attempts per recipient, the first included.")
     initial_delay: DurationStr = Field("30s", description="Delay before the second attempt.")
     max_delay: DurationStr = Field("1h", description="Cap on any delay.")
-    multiplier: float = Field(2.0, ge=1.0, description="Growth factor between attempts.")
+    multiplier: float = Field(2.0, ge=1.0, le=100.0, description="Growth factor between attempts.")
     jitter: Literal["full", "equal", "none"] = Field("full", description="Randomisation of delays.")
 
 
 class Delivery(_Model):
     rate_limit_per_hour: int | None = Field(
-        None, ge=1, description="Messages per hour for this automation, across all workers. Default: no limit."
+        None, ge=1, le=10_000_000, description="Messages per hour for this automation, across all workers. Default: no limit."
     )
     max_concurrent_executions: int = Field(
-        50, ge=1, description="Recipients in flight at once for one execution."
+        50, ge=1, le=100_000, description="Recipients in flight at once for one execution."
     )
     retry: Retry = Field(default_factory=Retry)
     catchup_window: DurationStr = Field("1h", description="How late a due occurrence may still start.")
@@ -424,11 +428,11 @@ class ChannelSpec(_Model):
         None, description="Name of the environment variable holding the access token (never the token)."
     )
     api_base_url: str = Field("https://graph.facebook.com/v21.0", description="API base, with version.")
-    messages_per_second: int = Field(80, ge=1, description="Throughput limit of this number, shared by all automations.")
+    messages_per_second: int = Field(80, ge=1, le=10_000, description="Throughput limit of this number, shared by all automations.")
     app_secret_env: str | None = Field(None, description="Env var with the app secret that signs status webhooks.")
     verify_token_env: str | None = Field(None, description="Env var with the webhook verification token.")
     daily_unique_recipients: int | None = Field(
-        None, ge=1, description="Messaging limit: unique recipients per moving 24 hours."
+        None, ge=1, le=1_000_000_000, description="Messaging limit: unique recipients per moving 24 hours."
     )
     path: str | None = Field(None, description="outbox: file the messages are written to.")
 

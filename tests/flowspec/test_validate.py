@@ -306,6 +306,50 @@ def test_semantic_checks_locations(tmp_path: Path) -> None:
     ]
 
 
+def test_integers_have_ceilings(tmp_path: Path) -> None:
+    """Huge integers (an interval, rates, limits) are located FS109 errors, never a crash or a
+    value that would overflow a database column at apply."""
+    sched = (
+        "    recurrence_type: daily\n"
+        "    recurrence_config: {interval: 1000000000000000000000000000000}\n"
+        "    start_date: 2026-01-05\n"
+        '    start_time: "09:00"\n'
+    )
+    delivery = (
+        "  delivery:\n"
+        "    rate_limit_per_hour: 1000000000000000000000000000000\n"
+        "    max_concurrent_executions: 100001\n"
+        "    retry: {multiplier: 1e308}\n"
+    )
+    modify = (
+        "  exceptions:\n"
+        "    - {exception_type: modify, start_date: 2026-01-10, modified_config: {rate_limit_per_hour: 10000001}}\n"
+    )
+    channel = CHANNEL.replace("main-br", "big").replace(
+        "{type: outbox, path: outbox.jsonl}", "{type: outbox, messages_per_second: 10001, daily_unique_recipients: 1000000001}"
+    )
+    config(tmp_path, a=automation(schedule=sched, extra=delivery), b=automation("b", extra=modify), big=channel)
+    code, lines = run(tmp_path)
+    assert code == 1
+    found = [line for line in lines if "error[" in line]
+    assert found == [
+        "automations/a.yaml:11:35: error[FS109]: spec.schedule.recurrence_config.interval must be at "
+        "most 1000, got the number 1000000000000000000000000000000",
+        "automations/a.yaml:15:26: error[FS109]: spec.delivery.rate_limit_per_hour must be at most "
+        "10000000, got the number 1000000000000000000000000000000",
+        "automations/a.yaml:16:32: error[FS109]: spec.delivery.max_concurrent_executions must be at "
+        "most 100000, got the number 100001",
+        "automations/a.yaml:17:25: error[FS109]: spec.delivery.retry.multiplier must be at most "
+        "100.0, got the number 1e+308",
+        "automations/b.yaml:15:95: error[FS109]: modified_config.rate_limit_per_hour must be at "
+        "most 10000000, got the number 10000001",
+        "automations/big.yaml:4:43: error[FS109]: spec.messages_per_second must be at most "
+        "10000, got the number 10001",
+        "automations/big.yaml:4:75: error[FS109]: spec.daily_unique_recipients must be at "
+        "most 1000000000, got the number 1000000001",
+    ]
+
+
 def test_flow_graph_checks(tmp_path: Path) -> None:
     """Unknown targets, unreachable nodes, waitless cycles and undeclared variables are errors."""
     flow = """\
