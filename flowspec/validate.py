@@ -85,6 +85,10 @@ def validate_config(
     return out
 
 
+# Dates far from now mean a typo (0026 for 2026), and near the ends of Python's date range the
+# compiler's day arithmetic (a look-back before `from`, a year of FS306) would overflow.
+MIN_YEAR, MAX_YEAR = 1900, 2999
+
 # Problems that make an automation's times meaningless: the compiler skips such automations.
 _TIME_CODES = frozenset({"FS104", "FS111"})
 
@@ -225,6 +229,15 @@ def _check_automation(config: Config, entry: Entry[models.Automation], report: R
                     "FS111",
                     f"'{text}' is not a real date or time: "
                     + _why_not_a_date(text),
+                    loc(path),
+                )
+            )
+        elif not MIN_YEAR <= parsed.date.year <= MAX_YEAR:
+            report(
+                error(
+                    "FS111",
+                    f"'{text}' is outside the years {MIN_YEAR}-{MAX_YEAR} that schedules may use; "
+                    "check the year",
                     loc(path),
                 )
             )

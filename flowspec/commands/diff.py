@@ -28,16 +28,17 @@ EXIT_OK, EXIT_USER, EXIT_CHANGES = 0, 1, 2
 DISK_ONLY_CODES = frozenset({"FS505", "FS506", "FS507", "FS508"})
 OLD_ERRORS_SHOWN = 5
 DEFAULT_DAYS = 30
+MAX_DAYS = 36_600  # a century, as for plan
 FORMATS = ("text", "json", "markdown", "html")
 
 
 def _instant(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
-    from flowspec.timeparse import parse_cli_instant
+    from flowspec.commands.plan import bounded_instant
 
     try:
-        return parse_cli_instant(value)
+        return bounded_instant(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
@@ -118,7 +119,7 @@ def _default_full_report() -> str | None:
 @click.option("--base", metavar="REF", help="Compare the config at this git revision with the files on disk.")
 @click.option("--from", "from_", metavar="T", help="Range start, ISO date or datetime (UTC without offset). Default: now.")
 @click.option("--to", metavar="T", help="Range end (exclusive).")
-@click.option("--days", type=click.IntRange(min=1), help=f"Range length in days (default {DEFAULT_DAYS}).")
+@click.option("--days", type=click.IntRange(1, MAX_DAYS), help=f"Range length in days (default {DEFAULT_DAYS}).")
 @click.option("--now", metavar="T", help="The current time, instead of the clock.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--expand", is_flag=True, help="List every occurrence instead of folding regular runs.")

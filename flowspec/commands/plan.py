@@ -48,9 +48,20 @@ class Instant(click.ParamType):
         if isinstance(value, datetime):
             return value
         try:
-            return parse_cli_instant(str(value))
+            return bounded_instant(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def bounded_instant(text: str) -> datetime:
+    """parse_cli_instant, limited to the years a schedule may use (validate's FS111 bounds):
+    near the ends of Python's date range the compiler's day arithmetic would overflow."""
+    from flowspec.validate import MAX_YEAR, MIN_YEAR
+
+    value = parse_cli_instant(text)
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"'{text}' is outside the years {MIN_YEAR}-{MAX_YEAR}; check the year")
+    return value
 
 
 @click.command("plan")

@@ -180,11 +180,15 @@ def test_config_document_changes_name_what_they_affect(tmp_path: Path) -> None:
 
 
 def test_range_options_are_checked(tmp_path: Path) -> None:
-    """--to with --days, or a range that ends before it starts, is a usage error (exit 1)."""
+    """--to with --days, a range that ends before it starts, or one beyond the years a schedule
+    may use (an overflow, exit 3, before), is a usage error (exit 1)."""
     old = root(tmp_path / "old", base_files())
     assert invoke("diff", str(old), str(old), "--from", "2026-01-01", "--to", "2026-02-01", "--days", "3").code == 1
     assert invoke("diff", str(old), str(old), "--from", "2026-02-01", "--to", "2026-01-01").code == 1
     assert invoke("diff", str(old)).code == 1
+    for args in (("--days", "99999999"), ("--now", "9999-12-31"), ("--from", "0001-01-01")):
+        r = invoke("diff", str(old), str(old), *args)
+        assert r.code == 1 and "Traceback" not in r.output and args[0] in r.err
 
 
 def test_base_reads_git_objects_and_leaves_the_working_tree_alone(repo: Path) -> None:

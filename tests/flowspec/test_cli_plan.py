@@ -172,6 +172,9 @@ def test_days_and_now_set_the_range(repo: Path) -> None:
         (("--days", "0"), "--days"),
         (("--format", "yaml"), "--format"),
         (("--check", "plan.lock", "--output", "x"), "drop --output"),
+        (("--from", "0001-01-01", "--days", "2"), "'0001-01-01' is outside the years 1900-2999"),
+        (("--to", "9999-12-31T23:59:59Z"), "outside the years"),
+        (("--now", "9999-12-30T00:00:00Z"), "outside the years"),
     ],
 )
 def test_bad_options_exit_1(repo: Path, args: tuple[str, ...], message: str) -> None:

@@ -350,6 +350,25 @@ def test_integers_have_ceilings(tmp_path: Path) -> None:
     ]
 
 
+def test_dates_outside_the_supported_years_are_errors(tmp_path: Path) -> None:
+    """A date in year 1 or 9999 (a typo) is a located FS111, not an overflow (exit 3)."""
+    sched = (
+        "    recurrence_type: daily\n"
+        "    start_date: 0001-01-01\n"
+        '    start_time: "09:00"\n'
+    )
+    extra = "  exceptions:\n    - {exception_type: reschedule, start_date: 2026-01-05T09:00, rescheduled_to: 9999-12-31}\n"
+    config(tmp_path, a=automation(schedule=sched, extra=extra))
+    code, lines = run(tmp_path)
+    assert code == 1
+    assert [line for line in lines if "error[" in line] == [
+        "automations/a.yaml:11:17: error[FS111]: '0001-01-01' is outside the years 1900-2999 that "
+        "schedules may use; check the year",
+        "automations/a.yaml:14:82: error[FS111]: '9999-12-31' is outside the years 1900-2999 that "
+        "schedules may use; check the year",
+    ]
+
+
 def test_flow_graph_checks(tmp_path: Path) -> None:
     """Unknown targets, unreachable nodes, waitless cycles and undeclared variables are errors."""
     flow = """\
