@@ -18,20 +18,44 @@ starts within 2 s of its time (FACTS.md: up to 10 s otherwise).
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey
+from huey import Huey, PostgresHuey, RedisHuey
+from huey.storage import SqliteStorage
 from sqlalchemy.engine import make_url
 
 from flowspec.diagnostics import UserError
 from reconciler import db as dbmod
 
 QUEUE_ENV = "FLOWSPEC_QUEUE_URL"
+QUEUE_NAME_ENV = "FLOWSPEC_QUEUE_NAME"  # several deployments may share one Redis/PostgreSQL
 QUEUE_FILE = "flowspec-queue.db"
 QUEUE_NAME = "flowspec"
 # SqliteHuey's own busy timeout (5 s) is short for several worker processes sharing a file.
 SQLITE_TIMEOUT_S = 30
+
+
+class LazySqliteStorage(SqliteStorage):
+    """SqliteHuey's storage, creating its file and tables on first use rather than when the
+    Huey object is built: importing `reconciler.tasks` (as every command that enqueues does)
+    must not leave a queue file behind in whatever directory it ran from."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["create_tables"] = False
+        super().__init__(*args, **kwargs)
+
+    def _create_connection(self) -> sqlite3.Connection:
+        Path(self.filename).parent.mkdir(parents=True, exist_ok=True)
+        conn: sqlite3.Connection = super()._create_connection()
+        for ddl in self.ddl:  # all CREATE ... IF NOT EXISTS: cheap and idempotent
+            conn.execute(ddl)
+        return conn
+
+
+class SqliteHuey(Huey):
+    storage_class = LazySqliteStorage
 
 
 def resolve_queue_url(option: str | None = None) -> str | None:
@@ -70,10 +94,12 @@ def default_queue_path(db_url: str) -> Path:
     return Path.cwd() / QUEUE_FILE
 
 
-def make_huey(url: str | None, *, db_url: str, name: str = QUEUE_NAME, **options: Any) -> Huey:
-    """The Huey instance for a queue URL (None: the embedded default beside `db_url`). Errors
-    name the URL with its password masked."""
+def make_huey(url: str | None, *, db_url: str, name: str | None = None, **options: Any) -> Huey:
+    """The Huey instance for a queue URL (None: the embedded default beside `db_url`); its
+    name is `name`, else FLOWSPEC_QUEUE_NAME, else "flowspec". Errors name the URL with its
+    password masked."""
     kind = queue_kind(url)
+    name = name or os.environ.get(QUEUE_NAME_ENV) or QUEUE_NAME
     common: dict[str, Any] = {"results": False, "utc": True, **options}
     try:
         if kind == "sqlite":
@@ -82,7 +108,6 @@ def make_huey(url: str | None, *, db_url: str, name: str = QUEUE_NAME, **options
                 database = make_url(url).database or ""
                 if database:
                     path = Path(database)
-            path.parent.mkdir(parents=True, exist_ok=True)
             return SqliteHuey(name, filename=str(path), timeout=SQLITE_TIMEOUT_S, **common)
         assert url is not None
         if kind == "postgresql":

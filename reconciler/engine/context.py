@@ -49,6 +49,23 @@ class EngineSettings:
     # Consecutive sends of one flow to one user are spaced by WhatsApp's pair rate (~6 s).
     pair_gap: float = 6.0
 
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EngineSettings:
+        """Defaults, overridden by FLOWSPEC_ENGINE_<FIELD> (e.g. FLOWSPEC_ENGINE_BATCH_SIZE)."""
+        values: dict[str, Any] = {}
+        for name, f in cls.__dataclass_fields__.items():
+            raw = env.get(f"FLOWSPEC_ENGINE_{name.upper()}")
+            if raw is None or raw == "":
+                continue
+            kind = int if f.type in ("int", int) else float
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise UserError(
+                    f"FLOWSPEC_ENGINE_{name.upper()}={raw!r} is not a number"
+                ) from None
+        return cls(**values)
+
 
 class ChannelCache:
     """Channels by (organization, name, spec): one per process, so one aiohttp session."""
@@ -153,6 +170,6 @@ def open_engine(
         config_source=config,
         env=environ,
         outbox_dir=outbox_dir or Path.cwd(),
-        settings=settings or EngineSettings(),
+        settings=settings or EngineSettings.from_env(environ),
         rng=rng or random.Random(),
     )

@@ -31,6 +31,7 @@ from reconciler.engine.sql import chunks, for_update, insert
 from reconciler.models import executions, recipients
 
 CHUNK = 1000
+ANALYZE_AFTER = 1000
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ def fan_out(engine: EngineContext, execution_id: int, *, now: datetime) -> Fanou
             )
             inserted = 0
             for part in chunks(rows, CHUNK):
-                inserted += conn.execute(stmt, list(part)).rowcount or 0
+                count = conn.execute(stmt, list(part)).rowcount
+                # Some drivers cannot count an executemany (-1): then assume all went in.
+                inserted += len(part) if count is None or count < 0 else count
             conn.execute(
                 executions.update().where(e.id == execution_id, e.status == st.EX_STARTING).values(
                     status=st.EX_RUNNING,
@@ -102,6 +105,13 @@ def fan_out(engine: EngineContext, execution_id: int, *, now: datetime) -> Fanou
     except UserError as exc:
         _fail(engine, execution_id, str(exc), now)
         return FanoutReport(execution_id, st.EX_FAILED)
+    if engine.is_postgres and inserted >= ANALYZE_AFTER:
+        # A bulk insert leaves PostgreSQL's statistics describing the tables as they were
+        # (empty, right after an import): the claim and contact lookups would then scan
+        # whole tables per batch. Refresh them now rather than when autovacuum gets to it.
+        with engine.db.connect() as conn:
+            conn.exec_driver_sql("ANALYZE contacts, conversations, recipients")
+            conn.commit()
     return FanoutReport(execution_id, status, inserted, audience.opted_out, len(audience.missing),
                         True)
 

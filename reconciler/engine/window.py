@@ -3,9 +3,11 @@
 The compiler places an occurrence inside its window and off blocked days; a campaign that is
 still sending when the window closes (or runs into a blackout, a weekend, a holiday) pauses and
 resumes at the next allowed window opening. The window and day rules are the compiler's own
-(`flowspec.compiler` prepares them from the schedule: zone, window seconds, blackout dates and
-ranges, weekend days, the holiday calendar), so a plan and a running execution can never
-disagree about what "inside the window" means.
+(`flowspec.compiler_prepare.prepare` builds them from the schedule: zone, window seconds,
+blackout dates and ranges, weekend days, the holiday calendar; `flowspec.compiler.in_window` and
+`DayRules.block` judge a time), so a plan and a running execution can never disagree about what
+"inside the window" means. Openings are local times the engine derives, resolved like the
+compiler's (`Zone.resolve_derived`: a gap shifts forward, an overlap takes the first instance).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from flowspec import compiler, models
+from flowspec import models
+from flowspec.compiler import in_window
+from flowspec.compiler_prepare import prepare
 from flowspec.config import Entry
 from flowspec.loader import Document
 
@@ -28,7 +32,7 @@ class SendWindow:
 
     def __init__(self, automation: models.Automation, document: Mapping[str, Any]) -> None:
         entry = Entry(model=automation, doc=Document("<database>", 0, dict(document)))
-        self._p = compiler._prepare(entry)
+        self._p = prepare(entry)
         self.constrained = self._p.zone is not None and (
             self._p.window is not None or not self._p.rules.empty
         )
@@ -45,8 +49,8 @@ class SendWindow:
         at = start
         for _ in range(_MAX_STEPS):
             local, _fold = zone.to_local(at)
-            if p.window is not None and not compiler._in_window(p.window, local):
-                at = compiler._next_opening(p, at, local).at
+            if p.window is not None and not in_window(p.window, local):
+                at = self._next_opening(at, local)
                 continue
             blocked = p.rules.block(local.date(), at)
             if blocked is None:
@@ -57,6 +61,18 @@ class SendWindow:
             else:
                 at = zone.resolve_derived(datetime.combine(local.date() + _DAY, time(0))).at
         return datetime.max.replace(tzinfo=UTC)
+
+    def _next_opening(self, at: datetime, local: datetime) -> datetime:
+        """The first window opening after `local` (naive UTC): today's if it is still ahead,
+        else tomorrow's (a fold can put today's first instance behind `at`)."""
+        p = self._p
+        assert p.zone is not None and p.window is not None
+        t = local.hour * 3600 + local.minute * 60 + local.second
+        day = local.date() if t < p.window[0] else local.date() + _DAY
+        opening = p.zone.resolve_derived(datetime.combine(day, p.window_start)).at
+        if opening <= at:
+            opening = p.zone.resolve_derived(datetime.combine(day + _DAY, p.window_start)).at
+        return opening
 
     def closes_at(self, now: datetime) -> datetime | None:
         """While sending is allowed at `now`: the next instant it stops being allowed (the

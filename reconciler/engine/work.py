@@ -33,6 +33,7 @@ from `sleep`, so tests drive a whole campaign through a fake clock.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -103,6 +104,7 @@ class OffsetClock:
 
 @dataclass
 class _Claimed:
+    token: str  # the claim's lease token: every later write of this row is fenced by it
     id: int
     contact_id: str
     phone: str | None
@@ -121,6 +123,14 @@ class _Send:
     conversation_id: int | None
     message: OutgoingMessage
     attempt: int = 0  # the message row's attempt number, set by the guard
+
+
+@dataclass
+class _InFlight:
+    """Sends on the wire (on the loop thread) while this thread prepares the next batch."""
+
+    go: list[_Send]
+    future: concurrent.futures.Future[tuple[list[SendResult], list[float]]]
 
 
 # --------------------------------------------------------------------------- entry point
@@ -160,6 +170,7 @@ class _Pass:
         self.settings = engine.settings
         self.report = WorkReport(execution_id, "missing")
         self.lease = timedelta(seconds=self.settings.lease_seconds)
+        self.inflight: _InFlight | None = None
 
     # ----------------------------------------------------------------------- pass
 
@@ -201,28 +212,40 @@ class _Pass:
         self.buckets = self._buckets()
         self.concurrency = max(1, min(self.delivery.max_concurrent_executions, self.batch_size))
         self.claim_size = self._claim_size()
-        deadline = time.monotonic() + self.settings.pass_budget
         report.status = st.EX_RUNNING
+        try:
+            if not self._loop():
+                return report
+        finally:
+            self._settle()  # nothing is left on the wire when a pass returns
+        if report.status == st.EX_PAUSED_CIRCUIT:
+            return report
+        return self._end(self.clock())
+
+    def _loop(self) -> bool:
+        """Batches until nothing is claimable; False when the pass must stop as it is."""
+        report = self.report
+        deadline = time.monotonic() + self.settings.pass_budget
         while True:
             t = self.clock()
             if time.monotonic() > deadline:
                 report.next_at = t  # more to do: the caller re-enqueues at once
-                return report
+                return False
             if self.plan.window is not None:
                 opens = self.plan.window.opens_at(t)
                 if opens is not None:
+                    self._settle()
                     self._wait_for_window(opens, t)
-                    return report
+                    return False
             batch = self._claim(t)
             if batch is None:
-                return report  # paused or stopped by someone else; status set
+                return False  # paused or stopped by someone else; status set
             if not batch:
-                break
+                return True
             report.batches += 1
             report.claimed += len(batch)
             if not self._process(batch):
-                return report
-        return self._end(self.clock())
+                return False
 
     def _end(self, t: datetime) -> WorkReport:
         r = recipients.c
@@ -320,7 +343,8 @@ class _Pass:
             conn.execute(
                 executions.update().where(e.id == self.execution_id).values(heartbeat_at=t)
             )
-        return [_Claimed(x.id, x.contact_id, x.phone, x.status, x.current_node, x.step, x.attempts)
+        return [_Claimed(token, x.id, x.contact_id, x.phone, x.status, x.current_node, x.step,
+                         x.attempts)
                 for x in sorted(rows, key=lambda x: x.id)]
 
     # ----------------------------------------------------------------------- one batch
@@ -405,7 +429,10 @@ class _Pass:
                 shared_loop().run(_await(self.sleep(max(0.0, wait))))
                 continue
             chunk, remaining = remaining[: len(times)], remaining[len(times):]
-            ok = self._send_chunk(chunk, Reservation(times, reservation.next_at), outcomes)
+            # Only an unpaced last chunk is left in flight: a paced one is bound by the rate,
+            # not by the database, and two paced chunks must not sleep against each other.
+            ok = self._send_chunk(chunk, Reservation(times, reservation.next_at), outcomes,
+                                  pipeline=not remaining and times[-1] <= t.timestamp())
             outcomes = []  # written with the chunk's guard transaction
             if not ok:
                 # The breaker opened: what this batch still holds goes back, untouched.
@@ -418,7 +445,10 @@ class _Pass:
     # ----------------------------------------------------------------------- guard, send, record
 
     def _send_chunk(self, chunk: list[_Send], reservation: Reservation,
-                    outcomes: list[dict[str, Any]]) -> bool:
+                    outcomes: list[dict[str, Any]], *, pipeline: bool) -> bool:
+        """Guard, then put the chunk on the wire. With `pipeline` the results are recorded
+        later (while the next batch is claimed and guarded), so the database work of one batch
+        overlaps the HTTP of the previous one; at most one chunk is left in flight."""
         t = self.clock()
         go, conflicts = self._guard(chunk, outcomes, t)
         if conflicts:
@@ -428,29 +458,54 @@ class _Pass:
                 for s in conflicts
             ])
         if not go:
-            return True
+            return self._settle()
         times = reservation.times[: len(go)]
-        results = shared_loop().run(
+        future = asyncio.run_coroutine_threadsafe(
             _send_paced(self.channel, [s.message for s in go], times, self.concurrency,
-                        lambda: self.clock().timestamp(), self.sleep)
+                        lambda: self.clock().timestamp(), self.sleep),
+            shared_loop().loop,
         )
-        return self._record(go, results)
+        ok = self._settle()
+        sending = _InFlight(go, future)
+        if pipeline and ok:
+            self.inflight = sending
+            return True
+        return self._record(sending.go, *sending.future.result()) and ok
+
+    def _settle(self) -> bool:
+        """Wait for the chunk in flight, if any, and record its results; False if it tripped
+        the channel's breaker."""
+        inflight, self.inflight = self.inflight, None
+        if inflight is None:
+            return True
+        return self._record(inflight.go, *inflight.future.result())
 
     def _guard(self, chunk: list[_Send], outcomes: list[dict[str, Any]], t: datetime
                ) -> tuple[list[_Send], list[_Send]]:
         """Recipients `sending` and message rows `sending`, committed before any HTTP call."""
         r, m = recipients.c, messages.c
         by_id = {s.r.id: s for s in chunk}
+        token = chunk[0].r.token
         with dbmod.write_transaction(self.engine.db) as conn:
             if outcomes:
                 _update_recipients(conn, outcomes)
             mine = set(conn.execute(
                 recipients.update()
-                .where(r.id.in_(list(by_id)), r.lease_owner == self.token)
+                .where(r.id.in_(list(by_id)), r.lease_owner == token,
+                       r.status.in_(st.R_CLAIMABLE))
                 .values(status=st.R_SENDING, lease_until=t + self.lease,
                         attempts=r.attempts + 1, updated_at=t)
                 .returning(r.id)
             ).scalars())
+            if len(mine) < len(by_id):
+                # Became terminal since the claim (a webhook said its last message failed):
+                # not sent, lease given back.
+                conn.execute(
+                    recipients.update()
+                    .where(r.id.in_([i for i in by_id if i not in mine]),
+                           r.lease_owner == token)
+                    .values(lease_owner=None, lease_until=None, updated_at=t)
+                )
             if not mine:
                 return [], []
             rows = [
@@ -481,14 +536,18 @@ class _Pass:
                 conflicts.append(s)
         return go, conflicts
 
-    def _record(self, go: list[_Send], results: Sequence[SendResult]) -> bool:
-        t = self.clock()
+    def _record(self, go: list[_Send], results: Sequence[SendResult], when: Sequence[float]
+                ) -> bool:
+        """Record a chunk's results. Each message's own send time (`when`) stamps it and
+        starts its waits and backoffs; the recording time only stamps `updated_at`."""
+        now = self.clock()
         report = self.report
         message_updates: list[dict[str, Any]] = []
         outcomes: list[dict[str, Any]] = []
         tripped: ChannelError | None = None
-        for s, result in zip(go, results, strict=True):
-            base = {"rid": s.r.id, "b_step": s.r.step, "b_attempt": s.attempt, "b_t": t}
+        for s, result, sent in zip(go, results, when, strict=True):
+            t = datetime.fromtimestamp(sent, UTC)
+            base = {"rid": s.r.id, "b_step": s.r.step, "b_attempt": s.attempt, "b_t": now}
             if result.ok:
                 message_updates.append({**base, "b_status": st.M_SENT, "b_mid": result.message_id,
                                         "b_code": None, "b_err": None, "b_sent": t, "b_failed": None})
@@ -518,7 +577,8 @@ class _Pass:
             _update_recipients(conn, outcomes)
             if tripped is not None:
                 breaker.open_circuit(conn, self.organization, self.channel_name, code=tripped.code,
-                                     reason=tripped.message, execution_id=self.execution_id, now=t)
+                                     reason=tripped.message, execution_id=self.execution_id,
+                                     now=now)
         if tripped is not None:
             report.status, report.reason = st.EX_PAUSED_CIRCUIT, f"{tripped.code} {tripped.message}"
             return False
@@ -538,7 +598,7 @@ class _Pass:
              t: datetime, code: str | None = None, error: str | None = None,
              message_id: str | None = None) -> dict[str, Any]:
         self._count(status)
-        return {"rid": c.id, "tok": self.token, "b_status": status, "b_node": node, "b_step": step,
+        return {"rid": c.id, "tok": c.token, "b_status": status, "b_node": node, "b_step": step,
                 "b_next": next_at, "b_code": code, "b_err": error[:2000] if error else error,
                 "b_mid": message_id, "b_t": t}
 
@@ -681,17 +741,22 @@ async def _await(awaitable: Awaitable[None]) -> None:
 async def _send_paced(
     channel: Channel, messages_: Sequence[OutgoingMessage], times: Sequence[float],
     concurrency: int, now: Callable[[], float], sleep: Sleep,
-) -> list[SendResult]:
-    """Send each message no earlier than its slot; what is due together goes in one call."""
+) -> tuple[list[SendResult], list[float]]:
+    """Send each message no earlier than its slot; what is due together goes in one call.
+    Returns the results and the time each message went out."""
     n = len(messages_)
     if not n:
-        return []
-    if times[-1] <= now():
-        return await channel.send_many(messages_, concurrency=concurrency)
+        return [], []
+    start = now()
+    if times[-1] <= start:
+        return await channel.send_many(messages_, concurrency=concurrency), [start] * n
     results: list[SendResult | None] = [None] * n
+    when = [start] * n
 
     async def group(lo: int, hi: int) -> None:
-        sent = await channel.send_many(messages_[lo:hi], concurrency=min(concurrency, hi - lo))
+        # The full concurrency, not the group's size: a channel may size its connection pool
+        # by the first call, and a paced first group holds a single message.
+        sent = await channel.send_many(messages_[lo:hi], concurrency=concurrency)
         results[lo:hi] = sent
 
     tasks: list[asyncio.Task[None]] = []
@@ -704,8 +769,9 @@ async def _send_paced(
         if j == i:
             await sleep(times[i] - t)
             continue
+        when[i:j] = [t] * (j - i)
         tasks.append(asyncio.ensure_future(group(i, j)))
         await asyncio.sleep(0)  # let the group's request start at its slot, before time moves on
         i = j
     await asyncio.gather(*tasks)
-    return [r for r in results if r is not None]
+    return [r for r in results if r is not None], when

@@ -59,7 +59,7 @@ def test_a_worker_killed_mid_execution_loses_no_recipient_and_never_duplicates_a
     with StandIn(token=TOKEN) as api:
         ids = add_contacts(db_url, N)
         root = write_repo(
-            tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id, messages_per_second=100000),
+            tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id, messages_per_second=10000),
             [automation_doc("promo", contact_ids=ids, delivery={"delivery_guarantee": guarantee})])
         apply(root, db_url, datetime(2026, 1, 5, tzinfo=UTC))
         engine = engine_for(db_url, root)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,12 +27,12 @@ from engine_support import (
     scalar,
     write_repo,
 )
-from huey import PostgresHuey, RedisHuey, SqliteHuey
+from huey import PostgresHuey, RedisHuey
 
 from flowspec.diagnostics import UserError
 from reconciler import db as dbmod
 from reconciler import engine as eng
-from reconciler.queue import default_queue_path, make_huey, queue_kind
+from reconciler.queue import SqliteHuey, default_queue_path, make_huey, queue_kind
 from reconciler.standin import StandIn
 
 
@@ -43,6 +44,8 @@ def test_the_queue_url_picks_the_huey_backend(tmp_path: Path, redis_url: str,
     h = make_huey(None, db_url=db)
     assert isinstance(h, SqliteHuey)
     assert default_queue_path(db) == tmp_path / "state" / "flowspec-queue.db"
+    assert not (tmp_path / "state" / "flowspec-queue.db").exists()  # nothing until first use
+    assert h.pending_count() == 0
     assert (tmp_path / "state" / "flowspec-queue.db").exists()
     assert isinstance(make_huey(redis_url, db_url=db), RedisHuey)
     assert isinstance(make_huey(postgres_url, db_url=db), PostgresHuey)
@@ -72,7 +75,10 @@ def _drain_with_consumer(db_url: str, queue_url: str | None, tmp_path: Path, api
     root = write_repo(tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id),
                       [automation_doc("promo", contact_ids=ids)])
     apply(root, db_url, datetime(2026, 1, 5, tzinfo=UTC))
-    env = {**os.environ, **ENV, "FLOWSPEC_DATABASE_URL": db_url, "FLOWSPEC_CONFIG": str(root)}
+    # A queue name of its own: other tests may share (and flush) the same Redis database.
+    name = f"flowspec-test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, **ENV, "FLOWSPEC_DATABASE_URL": db_url, "FLOWSPEC_CONFIG": str(root),
+           "FLOWSPEC_QUEUE_NAME": name}
     env.pop("FLOWSPEC_QUEUE_URL", None)
     if queue_url:
         env["FLOWSPEC_QUEUE_URL"] = queue_url
@@ -85,7 +91,7 @@ def _drain_with_consumer(db_url: str, queue_url: str | None, tmp_path: Path, api
         engine = engine_for(db_url, root)
         from reconciler.tasks import enqueue_for
 
-        queue = make_huey(queue_url, db_url=db_url)
+        queue = make_huey(queue_url, db_url=db_url, name=name)
         result = eng.trigger(engine, ORG, "promo", now=datetime.now(UTC), ignore_window=True,
                              enqueue=enqueue_for(queue))
         engine.close()
