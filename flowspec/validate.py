@@ -24,7 +24,7 @@ import functools
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -248,6 +248,27 @@ def _check_automation(config: Config, entry: Entry[models.Automation], report: R
     _check_schedule(entry, sched, zone, whens, report)
     _check_exceptions(entry, spec, zone, whens, report)
     _check_variables(config, entry, org, report)
+    delivery = spec.delivery
+    for path, text in (
+        (("spec", "delivery", "catchup_window"), delivery.catchup_window),
+        (("spec", "delivery", "retry", "initial_delay"), delivery.retry.initial_delay),
+        (("spec", "delivery", "retry", "max_delay"), delivery.retry.max_delay),
+    ):
+        _check_duration(text, ".".join(map(str, path)), loc(path), report)
+
+
+# A duration is added to run-time instants (catch-up, retries, waits): an unbounded one passes
+# the pattern and then overflows at run time. A year is longer than any of them needs.
+MAX_DURATION = timedelta(days=366)
+
+
+def _check_duration(text: str, what: str, location: Location, report: Report) -> None:
+    try:
+        too_long = timeparse.parse_duration(text) > MAX_DURATION
+    except (OverflowError, ValueError):
+        too_long = True  # the pattern matched: only an overflow gets here
+    if too_long:
+        report(error("FS109", f"{what} must be at most 366d, got {text}", location))
 
 
 def _why_not_a_date(text: str) -> str:
@@ -469,6 +490,15 @@ def _check_modified_config(
             model=models.DeliveryDefaults,
         ):
             report(Diagnostic(d.code, d.severity, f"modified_config.{d.message}", d.location, d.data))
+        return
+    retry = known.get("retry") or {}
+    for sub, text in (
+        (("catchup_window",), known.get("catchup_window")),
+        (("retry", "initial_delay"), retry.get("initial_delay")),
+        (("retry", "max_delay"), retry.get("max_delay")),
+    ):
+        if isinstance(text, str):
+            _check_duration(text, "modified_config." + ".".join(sub), entry.locate((*path, *sub)), report)
 
 
 def _check_variables(config: Config, entry: Entry[models.Automation], org: str, report: Report) -> None:
@@ -575,6 +605,8 @@ def _check_flow(entry: Entry[models.Flow], report: Report) -> None:
             )
         )
     for name, node in nodes.items():
+        if isinstance(node, models.WaitNode):
+            _check_duration(node.duration, f"spec.nodes.{name}.duration", loc((*base, name, "duration")), report)
         for field, target in _targets(node):
             if target not in nodes:
                 report(

@@ -369,6 +369,30 @@ def test_dates_outside_the_supported_years_are_errors(tmp_path: Path) -> None:
     ]
 
 
+def test_durations_have_a_ceiling(tmp_path: Path) -> None:
+    """A duration beyond a year (catch-up, retry, modify, wait) is a located FS109; a huge one
+    once validated and then overflowed at run time (exit 3)."""
+    extra = (
+        "  delivery:\n"
+        "    catchup_window: 99999999999999999999d\n"
+        "    retry: {max_delay: 367d}\n"
+        "  exceptions:\n"
+        "    - {exception_type: modify, start_date: 2026-01-10, modified_config: {retry: {initial_delay: 53w}}}\n"
+    )
+    flow = FLOW.replace("next: done}", "next: pause}\n    pause: {type: wait, duration: 9999999999999w, next: done}")
+    config(tmp_path, a=automation(extra=extra), base__flow=flow)
+    code, lines = run(tmp_path)
+    assert code == 1
+    assert [line for line in lines if "error[" in line] == [
+        "automations/a.yaml:15:21: error[FS109]: spec.delivery.catchup_window must be at most 366d, "
+        "got 99999999999999999999d",
+        "automations/a.yaml:16:24: error[FS109]: spec.delivery.retry.max_delay must be at most 366d, got 367d",
+        "automations/a.yaml:18:97: error[FS109]: modified_config.retry.initial_delay must be at most "
+        "366d, got 53w",
+        "automations/base/flow.yaml:9:35: error[FS109]: spec.nodes.pause.duration must be at most 366d, got 9999999999999w",
+    ]
+
+
 def test_flow_graph_checks(tmp_path: Path) -> None:
     """Unknown targets, unreachable nodes, waitless cycles and undeclared variables are errors."""
     flow = """\
