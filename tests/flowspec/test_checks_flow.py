@@ -131,3 +131,18 @@ def test_one_warning_per_flow_names_every_automation(tmp_path: Path) -> None:
     })
     assert len(found) == 1
     assert "alpha, beta" in str(found[0]["message"])
+
+
+def test_unknown_channel_gives_the_reference_error_without_fs410(tmp_path: Path) -> None:
+    """An automation whose channel does not exist gets FS203 (with a did-you-mean), not also an
+    FS410 that guesses the missing channel is a Cloud API number."""
+    root = tmp_path / "automations"
+    root.mkdir()
+    (root / "channels.yaml").write_text(CLOUD)
+    (root / "f.yaml").write_text(flow("welcome", TEXT_FIRST))
+    (root / "a.yaml").write_text(automation("welcome-daily", "welcome", channel="main-bx"))
+    result = invoke("validate", "--now", "2026-01-01T00:00:00Z", "--format", "json", cwd=tmp_path)
+    assert result.code == 1
+    codes = [d["code"] for d in json.loads(result.out)["diagnostics"]]
+    assert codes == ["FS203"]
+    assert "did you mean 'main-br'" in json.loads(result.out)["diagnostics"][0]["message"]
