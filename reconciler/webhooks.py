@@ -39,7 +39,7 @@ import sqlalchemy as sa
 
 from flowspec.config import Config
 from reconciler.contacts import Executor, chunks, dialect_insert
-from reconciler.models import messages, recipients, unmatched_statuses
+from reconciler.models import UTCDateTime, messages, recipients, unmatched_statuses
 
 MAX_BODY = 1024 * 1024  # 1 MiB; Meta's callbacks are a few KB
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -297,7 +297,7 @@ _RANK_OF_STATUS = sa.case(
 
 def _stamp(column: sa.Column[Any], status: str) -> Any:
     return sa.case(
-        (sa.bindparam("b_status") == status, sa.func.coalesce(column, sa.bindparam("b_at"))),
+        (sa.bindparam("b_status") == status, sa.func.coalesce(column, sa.bindparam("b_at", type_=UTCDateTime()))),
         else_=column,
     )
 
@@ -377,7 +377,7 @@ def _returning_update(status: str) -> Any:
     values: dict[str, Any] = {
         "status": status,
         "updated_at": sa.bindparam("b_now"),
-        column.name: sa.func.coalesce(column, sa.bindparam("b_at")),
+        column.name: sa.func.coalesce(column, sa.bindparam("b_at", type_=UTCDateTime())),
     }
     if status == "failed":
         values.update(error_code=sa.bindparam("b_code"), error=sa.bindparam("b_error"))
@@ -406,28 +406,39 @@ def _apply_small(session: Executor, batch: Sequence[StatusUpdate], now: datetime
     unmatched: list[dict[str, Any]] = []
     late: list[StatusUpdate] = []
     for s in batch:
-        row = session.execute(_RETURNING_UPDATES[s.status], {
-            "b_wamid": s.message_id, "b_org": s.organization, "b_at": s.timestamp or now,
-            "b_now": now, "b_code": s.error_code, "b_error": s.error,
-        }).first()
-        if row is not None:
-            result.outcomes.append("applied")
+        outcome, row = _apply_one(session, s, now)
+        result.outcomes.append(outcome)
+        if outcome == "applied":
             raised.append(row)
-            continue
-        exists = session.execute(
-            sa.select(messages.c.id).where(messages.c.message_id == s.message_id,
-                                           messages.c.organization == s.organization)
-        ).first()
-        if exists is not None:
-            result.outcomes.append("ignored")
+        elif outcome == "ignored":
             late.append(s)
         else:
-            result.outcomes.append("unmatched")
             unmatched.append(_unmatched_row(s, now))
     _insert_unmatched(session, unmatched)
     _backfill(session, late, now)
     result.recipients = _raise_rows(session, [r for r in raised if r.status in RAISES_RECIPIENT], now)
     return result
+
+
+def _apply_one(session: Executor, s: StatusUpdate, now: datetime) -> tuple[str, Any]:
+    params = {"b_wamid": s.message_id, "b_org": s.organization, "b_at": s.timestamp or now,
+              "b_now": now, "b_code": s.error_code, "b_error": s.error}
+    for _ in range(3):
+        row = session.execute(_RETURNING_UPDATES[s.status], params).first()
+        if row is not None:
+            return "applied", row
+        current = session.execute(
+            sa.select(messages.c.status).where(messages.c.message_id == s.message_id,
+                                               messages.c.organization == s.organization)
+        ).scalar()
+        if current is None:
+            return "unmatched", None
+        if next_status(current, s.status) is None:
+            return "ignored", None
+        # On PostgreSQL each statement sees the data committed when it starts: the sender's
+        # transaction recording this wamid committed between the UPDATE (which did not see
+        # the row) and this read (which does). Apply again rather than drop the status.
+    return "ignored", None
 
 
 def _backfill_update(status: str) -> Any:
@@ -440,7 +451,7 @@ def _backfill_update(status: str) -> Any:
                # Plain comparisons: an IN list is an "expanding" parameter, which executemany
                # cannot take.
                sa.or_(*(messages.c.status == name for name in later)), column.is_(None))
-        .values({column.name: sa.bindparam("b_at")})
+        .values({column.name: sa.bindparam("b_at", type_=UTCDateTime())})
     )
 
 
