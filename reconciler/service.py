@@ -353,6 +353,9 @@ async def _unmatched_loop(service: Service, interval: float) -> None:
             # The database being away is reported by /healthz; keep trying.
             log.warning("retrying early webhook statuses failed: %s",
                         dbmod.describe_error(exc, service.database.url))
+        except Exception:
+            # A bug must not silently end the loop: later statuses would wait forever.
+            log.exception("retrying early webhook statuses failed")
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
