@@ -234,10 +234,13 @@ def test_workflow_fails_on_a_stale_plan_snapshot(repo: Path, tmp_path: Path) -> 
 
 
 def test_workflow_comment_is_truncated_with_a_link_to_the_full_report(repo: Path, tmp_path: Path) -> None:
-    """A pull request adding 400 automations: the comment stays under 65,536 characters and says
+    """A pull request adding 200 automations: the comment stays under 65,536 characters and says
     the full report is in this run; the step summary and the artifact markdown are complete."""
-    template = FILES["automations/weekly.yaml"].replace("recurrence_config: {days: [MON]}", "recurrence_config: {interval: 1}")
-    write(repo, {f"automations/bulk/a{i:03d}.yaml": template.replace("name: weekly", f"name: a{i:03d}") for i in range(400)})
+    template = FILES["automations/weekly.yaml"]
+    # Names of the maximum length (63) make each table row and detail block long, so few
+    # automations (each one compiled several times by the workflow) overflow the comment.
+    names = [f"a{i:03d}-" + "x" * 58 for i in range(200)]
+    write(repo, {f"automations/bulk/{n[:4]}.yaml": template.replace("name: weekly", f"name: {n}") for n in names})
     flowspec(repo, "plan", *PLAN_LOCK_ARGS)
     commit(repo, "many")
     summary = tmp_path / "summary.md"
