@@ -254,7 +254,7 @@ def _check_automation(config: Config, entry: Entry[models.Automation], report: R
         (("spec", "delivery", "retry", "initial_delay"), delivery.retry.initial_delay),
         (("spec", "delivery", "retry", "max_delay"), delivery.retry.max_delay),
     ):
-        _check_duration(text, ".".join(map(str, path)), loc(path), report)
+        _check_duration(text, ".".join(map(str, path)), functools.partial(loc, path), report)
 
 
 # A duration is added to run-time instants (catch-up, retries, waits): an unbounded one passes
@@ -262,13 +262,14 @@ def _check_automation(config: Config, entry: Entry[models.Automation], report: R
 MAX_DURATION = timedelta(days=366)
 
 
-def _check_duration(text: str, what: str, location: Location, report: Report) -> None:
+def _check_duration(text: str, what: str, locate: Callable[[], Location], report: Report) -> None:
+    # `locate` is called only for a finding: a location re-reads the file's node tree.
     try:
         too_long = timeparse.parse_duration(text) > MAX_DURATION
     except (OverflowError, ValueError):
         too_long = True  # the pattern matched: only an overflow gets here
     if too_long:
-        report(error("FS109", f"{what} must be at most 366d, got {text}", location))
+        report(error("FS109", f"{what} must be at most 366d, got {text}", locate()))
 
 
 def _why_not_a_date(text: str) -> str:
@@ -498,7 +499,8 @@ def _check_modified_config(
         (("retry", "max_delay"), retry.get("max_delay")),
     ):
         if isinstance(text, str):
-            _check_duration(text, "modified_config." + ".".join(sub), entry.locate((*path, *sub)), report)
+            where = functools.partial(entry.locate, (*path, *sub))
+            _check_duration(text, "modified_config." + ".".join(sub), where, report)
 
 
 def _check_variables(config: Config, entry: Entry[models.Automation], org: str, report: Report) -> None:
@@ -606,7 +608,9 @@ def _check_flow(entry: Entry[models.Flow], report: Report) -> None:
         )
     for name, node in nodes.items():
         if isinstance(node, models.WaitNode):
-            _check_duration(node.duration, f"spec.nodes.{name}.duration", loc((*base, name, "duration")), report)
+            _check_duration(
+                node.duration, f"spec.nodes.{name}.duration", functools.partial(loc, (*base, name, "duration")), report
+            )
         for field, target in _targets(node):
             if target not in nodes:
                 report(
