@@ -13,8 +13,6 @@ import importlib
 import importlib.util
 import os
 import sys
-import tempfile
-import traceback
 from typing import Any
 
 import click
@@ -117,6 +115,10 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _report_bug() -> int:
+    # Imported here: only a bug needs them, and every run would pay ~20 ms for them.
+    import tempfile
+    import traceback
+
     text = traceback.format_exc()
     if os.environ.get("FLOWSPEC_DEBUG"):
         click.echo(text, err=True)
