@@ -323,7 +323,10 @@ def flush_redis() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10,000 recipients, 15 s rate run")
+    parser.add_argument("--only", choices=["baselines", "a", "b", "rate"], action="append",
+                        help="run only these parts (repeatable; default all)")
     args = parser.parse_args()
+    parts = set(args.only or ["baselines", "a", "b", "rate"])
     n = 10_000 if args.quick else 100_000
     rate_seconds = 15 if args.quick else 60
     tmp = Path(tempfile.mkdtemp(prefix="bench-engine-"))
@@ -332,32 +335,34 @@ def main() -> int:
         with standin() as base:
             out["ceiling"] = ceiling(base, min(n, 20_000))
             print(f"ceiling (bare aiohttp, 50 conns): {out['ceiling']:,.0f} msg/s", flush=True)
-            flush_redis()
-            out["noop_sqlite"] = huey_noop(str(tmp / "noop.db"), min(n, 10_000), tmp)
-            out["noop_redis"] = huey_noop(REDIS, min(n, 10_000), tmp)
-            print(f"huey no-op drain: SqliteHuey {out['noop_sqlite']:,.0f}/s, "
-                  f"RedisHuey {out['noop_redis']:,.0f}/s", flush=True)
-
-            a = end_to_end("a", f"sqlite:///{tmp / 'a' / 'flowspec.db'}", None, base, n, 1, 2,
-                           tmp)
-            report("(a) SQLite + SqliteHuey + 1 worker", a, out["ceiling"], n, 0.25)
-            flush_redis()
-            with postgres_db() as pg:
-                b = end_to_end("b", pg, REDIS, base, n, 2, 2, tmp)
-            report("(b) PostgreSQL + Redis + 2 workers", b, out["ceiling"], n, 0.5)
-            print(f"    target (b) >= 1,000 msg/s: {'met' if b['rate'] >= 1000 else 'NOT met'}")
-
-            flush_redis()
-            m = 80 * rate_seconds
-            with postgres_db() as pg:
-                r = end_to_end("rate", pg, REDIS, base, m, 4, 1, tmp, mps=80, parallelism=4)
-            times = [x["received_at"] for x in r["arrivals"]]
-            span = max(times) - min(times)
-            achieved = (len(times) - 1) / span if span > 0 else float("nan")
-            worst = max_per_second(times)
-            print(f"rate limit 80/s, 4 workers, {m} messages: achieved {achieved:.2f}/s "
-                  f"({achieved / 80:.3f}x, target >= 0.95x), max in any 1 s window {worst} "
-                  f"(target <= 80), duplicates {len(times) - r['distinct']}", flush=True)
+            if "baselines" in parts:
+                flush_redis()
+                out["noop_sqlite"] = huey_noop(str(tmp / "noop.db"), min(n, 10_000), tmp)
+                out["noop_redis"] = huey_noop(REDIS, min(n, 10_000), tmp)
+                print(f"huey no-op drain: SqliteHuey {out['noop_sqlite']:,.0f}/s, "
+                      f"RedisHuey {out['noop_redis']:,.0f}/s", flush=True)
+            if "a" in parts:
+                a = end_to_end("a", f"sqlite:///{tmp / 'a' / 'flowspec.db'}", None, base, n, 1, 2,
+                               tmp)
+                report("(a) SQLite + SqliteHuey + 1 worker", a, out["ceiling"], n, 0.25)
+            if "b" in parts:
+                flush_redis()
+                with postgres_db() as pg:
+                    b = end_to_end("b", pg, REDIS, base, n, 2, 2, tmp)
+                report("(b) PostgreSQL + Redis + 2 workers", b, out["ceiling"], n, 0.5)
+                print(f"    target (b) >= 1,000 msg/s: {'met' if b['rate'] >= 1000 else 'NOT met'}")
+            if "rate" in parts:
+                flush_redis()
+                m = 80 * rate_seconds
+                with postgres_db() as pg:
+                    r = end_to_end("rate", pg, REDIS, base, m, 4, 1, tmp, mps=80, parallelism=4)
+                times = [x["received_at"] for x in r["arrivals"]]
+                span = max(times) - min(times)
+                achieved = (len(times) - 1) / span if span > 0 else float("nan")
+                worst = max_per_second(times)
+                print(f"rate limit 80/s, 4 workers, {m} messages: achieved {achieved:.2f}/s "
+                      f"({achieved / 80:.3f}x, target >= 0.95x), max in any 1 s window {worst} "
+                      f"(target <= 80), duplicates {len(times) - r['distinct']}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

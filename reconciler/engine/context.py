@@ -48,6 +48,10 @@ class EngineSettings:
     parallelism: int = 2
     # Consecutive sends of one flow to one user are spaced by WhatsApp's pair rate (~6 s).
     pair_gap: float = 6.0
+    # messages_per_second is a ceiling never to be crossed as the API counts: slots are spaced
+    # for (1 - margin) of it, so scheduling and network jitter (a late message arriving with the
+    # next one) cannot push any second over.
+    rate_margin: float = 0.02
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EngineSettings:

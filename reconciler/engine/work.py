@@ -70,6 +70,9 @@ Sleep = Callable[[float], Awaitable[None]]
 
 # A recipient whose slot is further away than this is released rather than waited for.
 _MAX_HOLD = 5.0
+# Rate slots are reserved this far ahead (twice the guard's recent duration): see _lead.
+_FIRST_GUARD_GUESS = 0.05
+_MAX_LEAD = 0.5
 CODE_OPTED_OUT = "opted_out"
 CODE_STEP_CONFLICT = "step_conflict"
 
@@ -171,6 +174,7 @@ class _Pass:
         self.report = WorkReport(execution_id, "missing")
         self.lease = timedelta(seconds=self.settings.lease_seconds)
         self.inflight: _InFlight | None = None
+        self._guard_seconds = _FIRST_GUARD_GUESS  # moving average of the guard's duration
 
     # ----------------------------------------------------------------------- pass
 
@@ -293,8 +297,8 @@ class _Pass:
     # ----------------------------------------------------------------------- limits
 
     def _buckets(self) -> list[Bucket]:
-        out = [Bucket.per_second(f"channel:{self.organization}/{self.channel_name}",
-                                 self.plan.channel.messages_per_second)]
+        rate = self.plan.channel.messages_per_second * (1 - self.settings.rate_margin)
+        out = [Bucket.per_second(f"channel:{self.organization}/{self.channel_name}", rate)]
         per_hour = self.delivery.rate_limit_per_hour
         if per_hour is not None:
             out.append(Bucket.per_hour(f"automation:{self.organization}/{self.plan.name}", per_hour))
@@ -333,9 +337,17 @@ class _Pass:
                 ).order_by(r.next_attempt_at, r.id).limit(self.claim_size)
             )
             due = for_update(conn, due, skip_locked=True)
+            if conn.dialect.name == "postgresql":
+                # Materialised once: PostgreSQL may re-run an `IN (SELECT ... LIMIT n FOR
+                # UPDATE SKIP LOCKED)` for every outer row, and each run skips the rows the
+                # previous one locked, so the UPDATE would claim far more than n.
+                picked = due.cte("picked").prefix_with("MATERIALIZED")
+                chosen: Any = r.id.in_(sa.select(picked.c.id).scalar_subquery())
+            else:
+                chosen = r.id.in_(due.scalar_subquery())
             rows = conn.execute(
                 recipients.update()
-                .where(r.id.in_(due.scalar_subquery()), r.lease_owner.is_(None))
+                .where(chosen, r.lease_owner.is_(None))
                 .values(lease_owner=token, lease_until=t + self.lease)
                 .returning(r.id, r.contact_id, r.phone, r.status, r.current_node, r.step,
                            r.attempts)
@@ -405,8 +417,13 @@ class _Pass:
         closes = window.closes_at(self.clock()) if window is not None else None
         while remaining:
             t = self.clock()
+            # Slots start after the guard transaction that precedes every send is expected to
+            # be done: a slot that has passed by the time its message is ready would go out
+            # late, together with the next ones (a burst an observer counts against the rate).
+            lead = self._lead()
             reservation = self.engine.limiter.reserve(
-                self.buckets, len(remaining), now=t.timestamp(), horizon=self.settings.rate_horizon
+                self.buckets, len(remaining), now=t.timestamp() + lead,
+                horizon=self.settings.rate_horizon,
             )
             times = reservation.times
             if closes is not None:
@@ -420,7 +437,8 @@ class _Pass:
                     shared_loop().run(_await(self.sleep(max(0.0, (closes - t).total_seconds()))))
                     return True
             if not times:
-                wait = reservation.next_at - t.timestamp()
+                # Come back `lead` before the next free slot, so the slot is not left idle.
+                wait = reservation.next_at - (t.timestamp() + lead)
                 if wait > _MAX_HOLD:
                     at = datetime.fromtimestamp(reservation.next_at, UTC)
                     outcomes += [self._release(s.r, at, t) for s in remaining]
@@ -450,7 +468,9 @@ class _Pass:
         later (while the next batch is claimed and guarded), so the database work of one batch
         overlaps the HTTP of the previous one; at most one chunk is left in flight."""
         t = self.clock()
+        started = time.monotonic()
         go, conflicts = self._guard(chunk, outcomes, t)
+        self._guard_seconds = 0.7 * self._guard_seconds + 0.3 * (time.monotonic() - started)
         if conflicts:
             self._write_outcomes([
                 self._final(s.r, st.R_UNKNOWN, CODE_STEP_CONFLICT,
@@ -471,6 +491,9 @@ class _Pass:
             self.inflight = sending
             return True
         return self._record(sending.go, *sending.future.result()) and ok
+
+    def _lead(self) -> float:
+        return min(_MAX_LEAD, 2 * self._guard_seconds)
 
     def _settle(self) -> bool:
         """Wait for the chunk in flight, if any, and record its results; False if it tripped
