@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from flowspec import schema as schemas
+from flowspec.diagnostics import UserError
 
 DEFAULT_DIR = Path("schemas")
 
@@ -45,7 +46,11 @@ def schema(out_dir: Path | None, check: bool) -> int:
         click.echo(f"ok: {len(schemas.generate())} schema files in {target} match the models")
         return 0
     if out_dir is not None:
-        for path in schemas.write(out_dir):
+        try:
+            written = schemas.write(out_dir)
+        except OSError as exc:
+            raise UserError(f"cannot write schemas to {out_dir}: {exc.strerror or exc}") from None
+        for path in written:
             click.echo(f"wrote {path}")
         return 0
     click.echo(schemas.render(schemas.bundle_schema()), nl=False)

@@ -75,6 +75,15 @@ def test_schema_out_writes_every_file_deterministically(tmp_path: Path) -> None:
         assert text.decode() == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def test_schema_out_that_cannot_be_written_is_a_user_error(tmp_path: Path) -> None:
+    """--out under a regular file is exit 1 naming the folder, not an internal error (exit 3)."""
+    (tmp_path / "file").write_text("")
+    r = invoke("schema", "--out", str(tmp_path / "file" / "schemas"))
+    assert r.code == 1
+    assert f"error: cannot write schemas to {tmp_path / 'file' / 'schemas'}:" in r.err
+    assert "internal error" not in r.err
+
+
 def test_schema_without_options_prints_the_bundle() -> None:
     """`flowspec schema` prints the bundle schema to stdout."""
     r = invoke("schema")
