@@ -48,7 +48,7 @@ def normalize_url(url: str) -> URL:
     """Parse a URL; `postgresql://` and `postgres://` mean the psycopg 3 driver."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise UserError(
             f"'{mask_url(url)}' is not a database URL; use sqlite:///path/to/file.db or "
             f"postgresql://user:password@host/dbname"

@@ -34,6 +34,17 @@ def test_unsupported_or_malformed_urls_are_user_errors() -> None:
         dbmod.normalize_url("not a url")
 
 
+def test_malformed_url_through_the_cli_is_one_line_with_the_password_masked(config_dir: ConfigDir) -> None:
+    """A URL whose port is not a number, or whose host is cut short, is a user error (exit 1), not a crash."""
+    root = config_dir(daily=None)
+    for url in ("postgresql://u:s3cret@127.0.0.1:notaport/x", "postgresql://u:s3cret@[::1/x"):
+        result = invoke(*apply_args(root, url))
+        assert result.code == 1, result.output
+        assert "s3cret" not in result.output and "internal error" not in result.output
+        assert result.err.strip().splitlines()[-1].startswith("error: 'postgresql://u:***@")
+        assert "is not a database URL" in result.err
+
+
 def test_mask_url_hides_the_password() -> None:
     """The password never appears in a URL flowspec prints."""
     assert dbmod.mask_url("postgresql://app:s3cret@db.example:5432/flow") == "postgresql://app:***@db.example:5432/flow"
