@@ -295,6 +295,13 @@ def open_database(url: str, *, create: bool = True, check: bool = True) -> Datab
     not created; an empty in-memory database stands in for it.
     """
     parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite" and (parsed.database or ":memory:") == ":memory:":
+        # Every command is its own process: an in-memory database would report an apply that
+        # no other command can ever see.
+        raise UserError(
+            f"'{mask_url(parsed)}' is an in-memory SQLite database, gone when the command ends; "
+            f"give a file, e.g. sqlite:///flowspec.db"
+        )
     standin = False
     if parsed.get_backend_name() == "sqlite" and not create and not _sqlite_exists(parsed):
         engine = create_engine(parsed.set(database=":memory:"), memory=True)

@@ -45,6 +45,17 @@ def test_malformed_url_through_the_cli_is_one_line_with_the_password_masked(conf
         assert "is not a database URL" in result.err
 
 
+def test_in_memory_sqlite_is_refused(config_dir: ConfigDir) -> None:
+    """sqlite:// and sqlite:///:memory: would vanish with the process: apply and status refuse them."""
+    root = config_dir(daily=None)
+    for url in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+        for args in (apply_args(root, url), ["status", str(root), "--db", url]):
+            result = invoke(*args)
+            assert result.code == 1, result.output
+            assert "in-memory" in result.err and "sqlite:///flowspec.db" in result.err
+            assert not result.out.startswith("apply:")
+
+
 def test_mask_url_hides_the_password() -> None:
     """The password never appears in a URL flowspec prints."""
     assert dbmod.mask_url("postgresql://app:s3cret@db.example:5432/flow") == "postgresql://app:***@db.example:5432/flow"
