@@ -35,6 +35,10 @@ def test_catalogue_lists_each_code_once_in_order() -> None:
     codes = catalogued()
     assert len(codes) == len(set(codes))
     assert codes, "no codes found in docs/diagnostics.md"
+    text = CATALOGUE.read_text(encoding="utf-8")
+    for section in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        in_section = re.findall(r"^### (FS\d{3})\b", section, re.MULTILINE)
+        assert in_section == sorted(in_section), section.partition("\n")[0]
 
 
 def test_every_emitted_code_is_catalogued() -> None:
