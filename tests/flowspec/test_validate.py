@@ -505,6 +505,13 @@ def test_bad_option_is_a_user_error(tmp_path: Path) -> None:
     assert r.code == 1 and "xml" in r.output
 
 
+def test_misspelt_command_gets_did_you_mean(tmp_path: Path) -> None:
+    """`flowspec valdate` is exit 1 suggesting `validate`."""
+    r = invoke("valdate", cwd=tmp_path)
+    assert r.code == 1
+    assert "No such command 'valdate' (did you mean 'validate'?)." in r.err
+
+
 def test_missing_path_is_a_diagnostic(tmp_path: Path) -> None:
     """A path that does not exist is FS010 and exit 1."""
     code, lines = run(tmp_path, "automation")
