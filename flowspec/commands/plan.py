@@ -261,8 +261,9 @@ def select_automations(config: Config, wanted: Sequence[str]) -> list[str] | Non
     for name in wanted:
         matches = {k for k in known if k == name or k.split("/", 1)[1] == name}
         if not matches:
+            hint = did_you_mean(name, sorted(known)) if "/" in name else did_you_mean(name, sorted(short))
             raise UserError(
-                f"no automation named '{name}'{did_you_mean(name.split('/')[-1], sorted(short))}; "
+                f"no automation named '{name}'{hint}; "
                 f"see the names with `flowspec plan --count 1`"
             )
         selected |= matches

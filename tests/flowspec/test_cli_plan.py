@@ -196,6 +196,13 @@ def test_invalid_config_prints_diagnostics_and_exits_1(repo: Path) -> None:
     assert "error: 1 error(s) in the config" in result.err
 
 
+def test_automation_in_the_wrong_organization_suggests_the_right_one(repo: Path) -> None:
+    """--automation ORG/NAME with a wrong organization suggests the ORG/NAME that exists."""
+    r = invoke("plan", *RANGE, "--automation", "beta/daily", cwd=repo)
+    assert r.code == 1
+    assert "no automation named 'beta/daily' (did you mean 'acme/daily'?)" in r.err
+
+
 def test_automation_filter(repo: Path) -> None:
     """--automation keeps the named automations (NAME or ORG/NAME); unknown names fail with a hint."""
     out = invoke("plan", *RANGE, "--automation", "beta/weekly", cwd=repo).out
