@@ -270,6 +270,12 @@ def end_to_end(label: str, url: str, queue: str | None, base: str, n: int, worke
                 break
             time.sleep(0.05)
         elapsed = time.perf_counter() - t0
+        with engine.db.connect() as conn:
+            phases = conn.execute(sa.text(
+                "select e.started_at, min(r.created_at) as fanned, min(m.created_at) as first, "
+                "max(m.updated_at) as last from executions e join recipients r on "
+                "r.execution_id = e.id left join messages m on m.recipient_id = r.id "
+                "where e.id = :e group by e.started_at"), {"e": result.execution_id}).first()
     finally:
         engine.close()
         rss = [peak_rss_mb(c.pid) for c in consumers]
@@ -282,7 +288,13 @@ def end_to_end(label: str, url: str, queue: str | None, base: str, n: int, worke
                 c.kill()
     got = received(base)
     distinct = len({m["to"] for m in got})
+    def ts(v: Any) -> float:
+        return (datetime.fromisoformat(v) if isinstance(v, str) else v).timestamp()
+
+    fanout = ts(phases.first) - ts(phases.started_at) if phases and phases.first else float("nan")
+    sending = ts(phases.last) - ts(phases.first) if phases and phases.first else float("nan")
     return {"label": label, "status": status, "elapsed": elapsed, "rate": n / elapsed,
+            "fanout": fanout, "sending": sending,
             "messages": len(got), "distinct": distinct, "rss_mb": rss, "arrivals": got}
 
 
@@ -375,6 +387,8 @@ def report(title: str, r: dict[str, Any], ceiling_rate: float, n: int, target: f
           f"{ratio:.2f}x ceiling (target >= {target}x: {'met' if ratio >= target else 'NOT met'}); "
           f"{'all sent once' if ok else 'INCOMPLETE: ' + str((r['status'], r['messages'], r['distinct']))}; "
           f"peak worker RSS {', '.join(f'{x:.0f} MB' for x in r['rss_mb'])}", flush=True)
+    print(f"    of which: dispatch to first send {r['fanout']:.1f} s (fan-out), sending "
+          f"{r['sending']:.1f} s ({n / r['sending']:,.0f} msg/s while sending)", flush=True)
 
 
 if __name__ == "__main__":

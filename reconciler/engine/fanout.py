@@ -18,17 +18,17 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from flowspec.diagnostics import UserError
 from reconciler import db as dbmod
 from reconciler.audience import resolve_audience
-from reconciler.conversations import ensure_conversations
 from reconciler.engine import states as st
 from reconciler.engine.context import EngineContext
 from reconciler.engine.fanin import finish_if_done
 from reconciler.engine.runplan import RunPlan, with_flow_and_channel
 from reconciler.engine.sql import chunks, for_update, insert
-from reconciler.models import executions, recipients
+from reconciler.models import conversations, executions, recipients
 
 CHUNK = 1000
 ANALYZE_AFTER = 1000
@@ -77,18 +77,9 @@ def fan_out(engine: EngineContext, execution_id: int, *, now: datetime) -> Fanou
             )
             rows = _recipient_rows(ex.organization, execution_id, flow.model.spec.start,
                                    audience.contacts, audience.missing, now)
-            ensure_conversations(
-                conn, organization=ex.organization, channel=spec.whatsapp_number,
-                contact_ids=[c["id"] for c in audience.contacts if c.get("phone")], now=now,
-            )
-            stmt = insert(conn, recipients).on_conflict_do_nothing(
-                index_elements=["execution_id", "contact_id"]
-            )
-            inserted = 0
-            for part in chunks(rows, CHUNK):
-                count = conn.execute(stmt, list(part)).rowcount
-                # Some drivers cannot count an executemany (-1): then assume all went in.
-                inserted += len(part) if count is None or count < 0 else count
+            _create_conversations(conn, ex.organization, spec.whatsapp_number,
+                                  [c["id"] for c in audience.contacts if c.get("phone")], now)
+            inserted = _insert_recipients(conn, rows)
             conn.execute(
                 executions.update().where(e.id == execution_id, e.status == st.EX_STARTING).values(
                     status=st.EX_RUNNING,
@@ -114,6 +105,70 @@ def fan_out(engine: EngineContext, execution_id: int, *, now: datetime) -> Fanou
             conn.commit()
     return FanoutReport(execution_id, status, inserted, audience.opted_out, len(audience.missing),
                         True)
+
+
+_RECIPIENT_COLUMNS = ("organization", "execution_id", "contact_id", "phone", "status", "attempts",
+                      "step", "current_node", "next_attempt_at", "error_code", "error",
+                      "created_at", "updated_at")
+
+
+def _insert_recipients(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert the recipient rows; how many went in.
+
+    The execution's row is locked (and still `starting`) for the whole transaction, so no
+    other fan-out of it can run at the same time: on PostgreSQL the rows go in with COPY, the
+    fastest path by far. SQLite takes an INSERT ... ON CONFLICT DO NOTHING executemany."""
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor, cursor.copy(
+            f"COPY recipients ({', '.join(_RECIPIENT_COLUMNS)}) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(tuple(row[c] for c in _RECIPIENT_COLUMNS))
+        return len(rows)
+    stmt = insert(conn, recipients).on_conflict_do_nothing(
+        index_elements=["execution_id", "contact_id"]
+    )
+    inserted = 0
+    for part in chunks(rows, CHUNK):
+        count = conn.execute(stmt, list(part)).rowcount
+        # Some drivers cannot count an executemany (-1): then assume all went in.
+        inserted += len(part) if count is None or count < 0 else count
+    return inserted
+
+
+def _create_conversations(
+    conn: Connection, organization: str, channel: str, contact_ids: list[str], now: datetime
+) -> None:
+    """Create the missing conversations (SPEC 6.4: create or reuse), write-only: the work loop
+    reads each batch's conversation with its contacts, so nothing needs reading back here.
+    Other executions may create the same ones concurrently, hence ON CONFLICT DO NOTHING (on
+    PostgreSQL from a COPY-filled temporary table)."""
+    wanted = list(dict.fromkeys(contact_ids))
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor:
+            cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS fanout_contacts "
+                           "(contact_id text) ON COMMIT DELETE ROWS")
+            with cursor.copy("COPY fanout_contacts (contact_id) FROM STDIN") as copy:
+                for contact_id in wanted:
+                    copy.write_row((contact_id,))
+            cursor.execute(
+                "INSERT INTO conversations (organization, channel, contact_id, created_at, "
+                "updated_at) SELECT %s, %s, contact_id, %s, %s FROM fanout_contacts "
+                "ON CONFLICT (organization, channel, contact_id) DO NOTHING",
+                (organization, channel, now, now),
+            )
+        return
+    stmt = insert(conn, conversations).on_conflict_do_nothing(
+        index_elements=["organization", "channel", "contact_id"]
+    )
+    rows = [{"organization": organization, "channel": channel, "contact_id": c,
+             "created_at": now, "updated_at": now} for c in wanted]
+    for part in chunks(rows, CHUNK):
+        conn.execute(stmt, list(part))
 
 
 def _recipient_rows(

@@ -48,20 +48,18 @@ from flowspec.diagnostics import UserError
 from reconciler import db as dbmod
 from reconciler import flowrun
 from reconciler.channels import Channel, ChannelError, OutgoingMessage, SendResult
-from reconciler.engine import breaker, retry
+from reconciler.engine import breaker, bulk, retry
 from reconciler.engine import states as st
 from reconciler.engine.aio import shared_loop
 from reconciler.engine.context import ChannelFactory, EngineContext
 from reconciler.engine.fanin import finish_if_done
 from reconciler.engine.limits import Bucket, Reservation, admit_daily
 from reconciler.engine.runplan import RunPlan
-from reconciler.engine.sql import for_update, insert
+from reconciler.engine.sql import for_update
 from reconciler.models import (
-    UTCDateTime,
     contacts,
     conversations,
     executions,
-    messages,
     recipients,
 )
 
@@ -506,12 +504,12 @@ class _Pass:
     def _guard(self, chunk: list[_Send], outcomes: list[dict[str, Any]], t: datetime
                ) -> tuple[list[_Send], list[_Send]]:
         """Recipients `sending` and message rows `sending`, committed before any HTTP call."""
-        r, m = recipients.c, messages.c
+        r = recipients.c
         by_id = {s.r.id: s for s in chunk}
         token = chunk[0].r.token
         with dbmod.write_transaction(self.engine.db) as conn:
             if outcomes:
-                _update_recipients(conn, outcomes)
+                bulk.update_recipients(conn, outcomes)
             mine = set(conn.execute(
                 recipients.update()
                 .where(r.id.in_(list(by_id)), r.lease_owner == token,
@@ -538,18 +536,7 @@ class _Pass:
                  "created_at": t, "updated_at": t}
                 for s in chunk if s.r.id in mine
             ]
-            stmt = insert(conn, messages)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["recipient_id", "step"],
-                set_={"status": st.M_SENDING, "attempts": m.attempts + 1, "error_code": None,
-                      "error": None, "failed_at": None, "node": stmt.excluded.node,
-                      "updated_at": stmt.excluded.updated_at},
-                # Only a failed attempt may start again: a `sending` row (outcome unknown) or
-                # an accepted one must never be sent twice.
-                where=m.status == st.M_FAILED,
-            ).returning(m.recipient_id, m.attempts)
-            # executemany ("insertmanyvalues"): one cached statement, batched VALUES on the wire.
-            started = {row.recipient_id: row.attempts for row in conn.execute(stmt, rows)}
+            started = bulk.start_messages(conn, rows)
         go, conflicts = [], []
         for s in chunk:
             if s.r.id in started:
@@ -596,8 +583,8 @@ class _Pass:
             else:
                 outcomes.append(self._final(s.r, st.R_FAILED, error.code, decision.message or "", t))
         with dbmod.write_transaction(self.engine.db) as conn:
-            _update_messages(conn, message_updates)
-            _update_recipients(conn, outcomes)
+            bulk.update_messages(conn, message_updates)
+            bulk.update_recipients(conn, outcomes)
             if tripped is not None:
                 breaker.open_circuit(conn, self.organization, self.channel_name, code=tripped.code,
                                      reason=tripped.message, execution_id=self.execution_id,
@@ -665,66 +652,10 @@ class _Pass:
         if not outcomes:
             return
         with dbmod.write_transaction(self.engine.db) as conn:
-            _update_recipients(conn, outcomes)
+            bulk.update_recipients(conn, outcomes)
 
 
 # --------------------------------------------------------------------------- SQL
-
-
-def _bind_ts(name: str) -> sa.BindParameter[Any]:
-    return sa.bindparam(name, type_=UTCDateTime())
-
-
-def _recipient_update() -> Any:
-    r = recipients.c
-    return (
-        recipients.update()
-        .where(r.id == sa.bindparam("rid"), r.lease_owner == sa.bindparam("tok"))
-        .values(
-            status=sa.bindparam("b_status"),
-            current_node=sa.bindparam("b_node"),
-            step=sa.bindparam("b_step"),
-            next_attempt_at=_bind_ts("b_next"),
-            error_code=sa.bindparam("b_code"),
-            error=sa.bindparam("b_err"),
-            message_id=sa.func.coalesce(sa.bindparam("b_mid", type_=sa.String()), r.message_id),
-            lease_owner=None,
-            lease_until=None,
-            updated_at=_bind_ts("b_t"),
-        )
-    )
-
-
-def _message_update() -> Any:
-    m = messages.c
-    return (
-        messages.update()
-        .where(m.recipient_id == sa.bindparam("rid"), m.step == sa.bindparam("b_step"),
-               m.status == st.M_SENDING, m.attempts == sa.bindparam("b_attempt"))
-        .values(
-            status=sa.bindparam("b_status"),
-            message_id=sa.bindparam("b_mid"),
-            error_code=sa.bindparam("b_code"),
-            error=sa.bindparam("b_err"),
-            sent_at=_bind_ts("b_sent"),
-            failed_at=_bind_ts("b_failed"),
-            updated_at=_bind_ts("b_t"),
-        )
-    )
-
-
-_RECIPIENT_UPDATE = _recipient_update()
-_MESSAGE_UPDATE = _message_update()
-
-
-def _update_recipients(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(_RECIPIENT_UPDATE, rows)
-
-
-def _update_messages(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(_MESSAGE_UPDATE, rows)
 
 
 def _load_contacts(
