@@ -105,11 +105,9 @@ class Display:
 
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} done"),
-                TextColumn("[green]{task.fields[sent]} sent"),
-                TextColumn("[red]{task.fields[failed]} failed"),
-                TextColumn("[yellow]{task.fields[waiting]} waiting"),
+                BarColumn(bar_width=20),
+                TextColumn("[green]{task.fields[sent]} sent[/] [red]{task.fields[failed]} failed[/]"
+                           " [yellow]{task.fields[waiting]} waiting[/] of {task.fields[of]}"),
                 TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
                 console=Console(file=self.stream),
@@ -127,10 +125,11 @@ class Display:
             rate = self._rate(p)
             if self._progress is not None:
                 task = self._tasks.get(p.execution_id)
-                fields = {"sent": p.sent, "failed": p.failed, "waiting": p.waiting, "rate": rate}
+                fields = {"sent": p.sent, "failed": p.failed, "waiting": p.waiting, "rate": rate,
+                          "of": p.total or "?"}
                 if task is None:
                     self._tasks[p.execution_id] = self._progress.add_task(
-                        f"execution {p.execution_id} {p.label}", total=p.total or None,
+                        f"#{p.execution_id} {p.label}", total=p.total or None,
                         completed=p.done, **fields,
                     )
                 else:
