@@ -24,6 +24,7 @@ Workers (reconciler.tasks wraps these in Huey tasks)::
     work_execution(engine, execution_id, now=now, channel_factory=None, batch_size=None,
                    clock=None, sleep=None, rng=None) -> WorkReport
         # WorkReport.next_at: schedule the next pass then (None: nothing left to do)
+    request_stop() / clear_stop()   # graceful drain: passes end after their batch in flight
 
 Operators (`flowspec trigger`, `flowspec channel resume`)::
 
@@ -53,7 +54,13 @@ from reconciler.engine.fanin import Stats, try_finish
 from reconciler.engine.fanout import FanoutReport, fan_out
 from reconciler.engine.limits import Bucket, DatabaseLimiter, RedisLimiter, Reservation, gcra
 from reconciler.engine.sweep import SweepReport, next_wakeup, sweep
-from reconciler.engine.work import OffsetClock, WorkReport, work_execution
+from reconciler.engine.work import (
+    OffsetClock,
+    WorkReport,
+    clear_stop,
+    request_stop,
+    work_execution,
+)
 
 __all__ = [
     "Bucket",
@@ -76,6 +83,8 @@ __all__ = [
     "next_wakeup",
     "open_circuit",
     "open_engine",
+    "clear_stop",
+    "request_stop",
     "resume_channel",
     "run_execution",
     "start_queued",

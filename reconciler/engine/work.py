@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -90,6 +91,19 @@ class WorkReport:
     finished: bool = False  # this pass finished the execution
     next_at: datetime | None = None  # run again then (None: nothing left for this execution)
     reason: str | None = None
+
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Make every work pass in this process end after the batch in flight (its sends are
+    recorded), reporting `next_at = now` so its task is re-enqueued: a worker's graceful drain."""
+    _STOP.set()
+
+
+def clear_stop() -> None:
+    _STOP.clear()
 
 
 class OffsetClock:
@@ -230,7 +244,7 @@ class _Pass:
         deadline = time.monotonic() + self.settings.pass_budget
         while True:
             t = self.clock()
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or _STOP.is_set():
                 report.next_at = t  # more to do: the caller re-enqueues at once
                 return False
             if self.plan.window is not None:

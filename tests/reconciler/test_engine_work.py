@@ -5,6 +5,7 @@ circuit breaker, rate and messaging limits, the window at send time, and fan-in.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -385,3 +386,32 @@ def test_fan_in_is_counted_once_when_the_sweep_and_workers_race(
     assert len(api.messages) == 6 and not api.duplicates()
     [auto] = rows(db_url, "select execution_count, total_sent from automations")
     assert auto == {"execution_count": 1, "total_sent": 6}
+
+
+def test_request_stop_ends_a_pass_after_its_batch_with_nothing_left_sending(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """A graceful drain: `request_stop` makes a running pass finish the batch in flight,
+    record it, and return `next_at` so its task is re-enqueued; no recipient stays `sending`."""
+    run = start(db_url, tmp_path, api, n=300)
+    api.add_fault(Fault("delay", latency=0.02))
+    reports: list[eng.WorkReport] = []
+    worker = threading.Thread(target=lambda: reports.append(
+        eng.work_execution(run.engine, run.execution_id, now=RUN, batch_size=20)))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while len(api.messages) < 20 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    eng.request_stop()
+    try:
+        worker.join(30)
+    finally:
+        eng.clear_stop()
+    [report] = reports
+    assert not report.finished and report.next_at is not None
+    statuses = Counter(r["status"] for r in run.recipients().values())
+    assert statuses["sending"] == 0 and 0 < statuses["completed"] < 300
+    assert statuses["completed"] == len(api.messages)
+    assert run.drain().finished
+    run.engine.close()
+    assert len(api.messages) == 300 and not api.duplicates()
