@@ -600,12 +600,18 @@ def test_apply_converges_to_the_plan_and_spares_dispatched_rows() -> None:
             out.append(core.DesiredAutomation.of_plan(plan))
         return out
 
+    # Migrated once; each example starts from a copy (SQLite's backup API), which is 50x cheaper
+    # than running the migrations again and gives the same schema.
+    template = dbmod.create_engine("sqlite://", memory=True)
+    dbmod.upgrade(template)
+
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(step, min_size=1, max_size=4))
     def run(steps: list[tuple[dict[str, dict[str, tuple[str, int]]], list[str]]]) -> None:
         engine = dbmod.create_engine("sqlite://", memory=True)
         database = dbmod.Database(engine, dbmod.normalize_url("sqlite://"))
-        dbmod.upgrade(engine)
+        with template.connect() as src, engine.connect() as dst:
+            src.connection.driver_connection.backup(dst.connection.driver_connection)  # type: ignore[union-attr]
         frozen: dict[str, dict[str, Any]] = {}
         try:
             for rev, (state, to_freeze) in enumerate(steps):
@@ -641,7 +647,10 @@ def test_apply_converges_to_the_plan_and_spares_dispatched_rows() -> None:
         finally:
             engine.dispose()
 
-    run()
+    try:
+        run()
+    finally:
+        template.dispose()
 
 
 def test_moving_horizon_matches_a_fresh_apply(db_url: str, tmp_path: Path, examples: Path) -> None:
