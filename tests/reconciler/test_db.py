@@ -154,16 +154,22 @@ def test_postgresql_without_schema_asks_for_db_upgrade(postgres_url: str, config
 
 
 def test_outdated_postgresql_schema_is_named_with_both_versions(postgres_url: str, config_dir: ConfigDir) -> None:
-    """A schema behind head: the message gives its version and the one needed."""
+    """A schema behind head: apply, its dry run and status give its version, the one needed and
+    the command to run, and leave the schema as it was."""
     from alembic import command
 
     database = dbmod.open_database(postgres_url, check=False)
     with dbmod.write_transaction(database.engine) as conn:
         command.upgrade(dbmod.alembic_config(conn), "0001")
     database.dispose()
-    result = invoke("status", str(config_dir(daily=None)), "--db", postgres_url)
-    assert result.code == 1
-    assert f"has schema version 0001; this flowspec needs {dbmod.head_revision()}" in result.err
+    root = config_dir(daily=None)
+    for args in (apply_args(root, postgres_url), apply_args(root, postgres_url, "--dry-run"),
+                 ["status", str(root), "--db", postgres_url]):
+        result = invoke(*args)
+        assert result.code == 1, result.output
+        assert f"has schema version 0001; this flowspec needs {dbmod.head_revision()}: run " \
+               "`flowspec db upgrade`" in result.err
+    assert read(postgres_url, f"SELECT version_num FROM {dbmod.VERSION_TABLE}") == [{"version_num": "0001"}]
 
 
 def test_schema_newer_than_the_code_is_refused(db_url: str, config_dir: ConfigDir) -> None:
