@@ -113,10 +113,22 @@ def test_unreachable_sqlite_file_is_a_user_error(tmp_path: Path, config_dir: Con
 
 
 def test_sqlite_upgrades_itself_on_first_use(sqlite_url: str, config_dir: ConfigDir) -> None:
-    """The embedded default needs no `db upgrade`: the first apply creates the schema."""
+    """The embedded default needs no `db upgrade`: the first apply creates the schema, and an
+    apply against a file left at an older schema brings it to head."""
+    from alembic import command
+
     assert invoke(*apply_args(config_dir(daily=None), sqlite_url)).code == 0
     result = invoke("db", "current", "--db", sqlite_url)
     assert result.out.strip() == f"{dbmod.head_revision()} (head)"
+
+    older = sqlite_url.replace("fresh.db", "older.db")
+    database = dbmod.open_database(older, check=False)
+    with dbmod.write_transaction(database.engine) as conn:
+        command.upgrade(dbmod.alembic_config(conn), "0001")
+    database.dispose()
+    assert invoke("db", "current", "--db", older).out.startswith("0001 ")
+    assert invoke(*apply_args(config_dir(daily=None), older)).code == 0
+    assert invoke("db", "current", "--db", older).out.strip() == f"{dbmod.head_revision()} (head)"
 
 
 def test_concurrent_first_use_of_sqlite_migrates_once(sqlite_url: str) -> None:
