@@ -62,6 +62,9 @@ def test_first_apply_inserts_pending_occurrences_in_the_horizon(db_url: str, con
     assert rows[0]["local"] == "2026-01-05T09:00:00+00:00"
     [rev] = revisions(db_url)
     assert rev["status"] == "applied" and rev["inserted"] == 10
+    # Not in a git work tree: the content hash alone identifies the revision.
+    assert rev["git_commit"] is None and rev["git_dirty"] is False and "git " not in out
+    assert rev["content_hash"].startswith("sha256:")
     assert {r["created_revision_id"] for r in rows} == {rev["id"]}
     [auto] = automations(db_url)
     assert auto["next_scheduled_at"] == day(0)
@@ -313,6 +316,14 @@ def test_revision_records_git_commit_and_content_hash(db_url: str, config_dir: C
     rev2 = revisions(db_url)[-1]
     assert rev2["git_commit"] == head and rev2["git_dirty"] is True
     assert rev2["content_hash"] != rev["content_hash"]
+
+    # Committing the applied edit changes no row, but the live revision is now that commit.
+    subprocess.run([*git, "commit", "-q", "-am", "edit"], check=True)
+    out = apply_ok(root, db_url)
+    assert out.startswith("apply: no changes (revision 3: git ") and out.rstrip().endswith("recorded)")
+    rev3 = revisions(db_url)[-1]
+    assert rev3["git_commit"] != head and rev3["git_dirty"] is False
+    assert rev3["content_hash"] == rev2["content_hash"] and rev3["status"] == "applied"
 
 
 def test_content_hash_ignores_where_the_files_are(db_url: str, config_dir: ConfigDir, tmp_path: Path) -> None:
