@@ -560,6 +560,43 @@ def test_apply_killed_mid_transaction_leaves_the_previous_state(db_url: str, con
     assert [r["status"] for r in revisions(db_url)] == ["applied", "attempted", "applied"]
 
 
+def test_claim_between_apply_read_and_write_wins(postgres_url: str, config_dir: ConfigDir) -> None:
+    """PostgreSQL (readers do not wait for apply): a dispatcher claim committed after apply read
+    a pending row and before it wrote it stays; apply moves only the rows still pending."""
+    from flowspec.compiler import plan_inputs
+    from flowspec.config import load_config
+    from reconciler import apply as core
+    from reconciler import db as dbmod
+    from reconciler.commands.apply import desired_automations
+
+    root = config_dir(daily=None)
+    assert invoke("db", "upgrade", "--db", postgres_url).code == 0
+    apply_ok(root, postgres_url)
+    claimed = "acme/daily/2026-01-05T09:00"
+    config_dir(daily={"schedule": {"execution_timezone": "Asia/Tokyo"}})
+
+    def claim(changes: core.AutomationChanges) -> None:
+        assert any(u.row["key"] == claimed for u in changes.updates)  # read as pending
+        execute(postgres_url, "UPDATE occurrences SET status = 'dispatched' "
+                              "WHERE key = :k AND status = 'pending'", k=claimed)
+
+    database = dbmod.open_database(postgres_url)
+    try:
+        end = NOW_DT + timedelta(days=10)
+        core.run_apply(
+            database, desired_automations(load_config([str(root)])), ident=core.config_identity([root]),
+            inputs=plan_inputs(), now=NOW_DT, horizon_end=end, written_at=datetime.now(UTC),
+            on_changes=claim,
+        )
+    finally:
+        database.dispose()
+    rows = by_key(occurrences(postgres_url))
+    assert (rows[claimed]["status"], rows[claimed]["at"]) == ("dispatched", day(0))
+    assert rows[claimed]["changed_revision_id"] == 1
+    moved = [r for k, r in rows.items() if k != claimed and r["status"] == "pending"]
+    assert len(moved) == 9 and all(r["local"].endswith("+09:00") for r in moved)
+
+
 def _rows_for(url: str, key_prefix: str) -> list[dict[str, Any]]:
     return read(url, "SELECT key, status FROM occurrences WHERE key LIKE :p ORDER BY key", p=key_prefix + "%")
 
