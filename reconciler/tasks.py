@@ -9,8 +9,8 @@ secrets (`access_token_env`). One EngineContext per process: one database pool, 
 thread, one aiohttp session per channel, shared by the consumer's worker threads.
 
 Tasks carry only an execution id: "go look". Each is safe to run twice or never:
-- `run_execution(id)`: fan-out (idempotent), start `parallelism - 1` more work tasks for a large
-  audience, then one work pass;
+- `run_execution(id)`: fan-out (idempotent, streamed: for a large audience `parallelism - 1`
+  work tasks start as soon as the first recipients are in), then one work pass;
 - `work(id)`: one work pass; if the pass says when there is more (`next_at`), the task
   re-enqueues itself for then (a delayed task), so waits, backoffs and rate-limited batches
   continue without the service;
@@ -103,11 +103,14 @@ def _pass(execution_id: int) -> WorkReport:
 @huey.task()
 def run_execution(execution_id: int) -> None:
     engine = context()
-    fan = fan_out(engine, execution_id, now=_now())
-    if fan.done_now:
-        extra = min(engine.settings.parallelism, -(-fan.recipients // engine.settings.batch_size)) - 1
-        for _ in range(max(0, extra)):
+
+    def start_workers() -> None:
+        # The first recipients are in and the rest are still being written: other workers
+        # start sending now, this one joins when the fan-out is done.
+        for _ in range(max(0, engine.settings.parallelism - 1)):
             work(execution_id)
+
+    fan_out(engine, execution_id, now=_now(), on_running=start_workers)
     _pass(execution_id)
 
 

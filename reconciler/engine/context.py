@@ -38,7 +38,7 @@ class EngineSettings:
     lease_seconds: float = 120.0
     # A running execution with due work and no heartbeat for this long has lost its task.
     stale_seconds: float = 30.0
-    batch_size: int = 200
+    batch_size: int = 500
     # A worker reserves rate-limit slots at most this far ahead, then sleeps until each slot.
     rate_horizon: float = 1.0
     # A work pass yields its worker after this long (re-enqueued at once): fairness between
@@ -51,7 +51,7 @@ class EngineSettings:
     # messages_per_second is a ceiling never to be crossed as the API counts: slots are spaced
     # for (1 - margin) of it, so scheduling and network jitter (a late message arriving with the
     # next one) cannot push any second over.
-    rate_margin: float = 0.02
+    rate_margin: float = 0.03
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EngineSettings:

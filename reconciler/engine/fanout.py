@@ -13,6 +13,7 @@ Listed ids without a stored contact, and contacts without a phone, become `faile
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,8 @@ from reconciler.engine.sql import chunks, for_update, insert
 from reconciler.models import conversations, executions, recipients
 
 CHUNK = 1000
+FIRST_CHUNK = 1000  # committed with the move to running: sending starts after this many
+STREAM_CHUNK = 20_000
 ANALYZE_AFTER = 1000
 
 
@@ -44,10 +47,20 @@ class FanoutReport:
     done_now: bool = False  # this call fanned out (False: already done, or not startable)
 
 
-def fan_out(engine: EngineContext, execution_id: int, *, now: datetime) -> FanoutReport:
+def fan_out(
+    engine: EngineContext, execution_id: int, *, now: datetime,
+    on_running: Callable[[], None] | None = None,
+) -> FanoutReport:
     """Resolve the audience of a `starting` execution into recipients and make it `running`.
-    Idempotent; an execution that cannot start (its Flow or Channel is gone, the audience cannot
-    be read) becomes `failed` with the reason."""
+
+    Streamed: the first chunk of recipients is committed together with the move to `running`
+    (then `on_running` is called, e.g. to enqueue work tasks), so sending starts while the rest
+    of a large audience is still being written; `fanned_out` is set when every recipient is in,
+    and only then can the execution finish. Idempotent and resumable: every chunk is an
+    INSERT ... ON CONFLICT DO NOTHING, and a fan-out that died half-way is run again by the
+    sweep (a running execution that is not fanned out and has a stale heartbeat). An execution
+    that cannot start (its Flow or Channel is gone, the audience cannot be read) becomes
+    `failed` with the reason."""
     e = executions.c
     with engine.db.connect() as conn:
         ex = conn.execute(
@@ -55,7 +68,7 @@ def fan_out(engine: EngineContext, execution_id: int, *, now: datetime) -> Fanou
         ).first()
     if ex is None:
         raise UserError(f"execution {execution_id} does not exist")
-    if ex.status != st.EX_STARTING or ex.fanned_out:
+    if ex.status not in (st.EX_STARTING, *st.EX_FANNED_OUT) or ex.fanned_out:
         return FanoutReport(execution_id, ex.status)
     plan = RunPlan(ex.plan or {})
     try:
@@ -70,41 +83,71 @@ def fan_out(engine: EngineContext, execution_id: int, *, now: datetime) -> Fanou
             locked = conn.execute(
                 for_update(conn, sa.select(e.status, e.fanned_out).where(e.id == execution_id))
             ).first()
-            if locked is None or locked.status != st.EX_STARTING or locked.fanned_out:
+            if locked is None or locked.fanned_out or locked.status not in (
+                st.EX_STARTING, *st.EX_FANNED_OUT
+            ):
                 return FanoutReport(execution_id, locked.status if locked else "missing")
             audience = resolve_audience(
                 conn, organization=ex.organization, spec=spec, config=config, now=now
             )
             rows = _recipient_rows(ex.organization, execution_id, flow.model.spec.start,
                                    audience.contacts, audience.missing, now)
-            _create_conversations(conn, ex.organization, spec.whatsapp_number,
-                                  [c["id"] for c in audience.contacts if c.get("phone")], now)
-            inserted = _insert_recipients(conn, rows)
+            first, rest = rows[:FIRST_CHUNK], rows[FIRST_CHUNK:]
+            inserted = _insert_chunk(conn, ex.organization, spec.whatsapp_number, first, now)
             conn.execute(
-                executions.update().where(e.id == execution_id, e.status == st.EX_STARTING).values(
-                    status=st.EX_RUNNING,
-                    fanned_out=True,
+                executions.update()
+                .where(e.id == execution_id, e.status.in_((st.EX_STARTING, *st.EX_FANNED_OUT)))
+                .values(
+                    status=sa.case((e.status == st.EX_STARTING, st.EX_RUNNING), else_=e.status),
                     plan=with_flow_and_channel(ex.plan or {}, flow.model.spec, channel.model.spec),
-                    audience_size=len(rows),
-                    opted_out=audience.opted_out,
                     heartbeat_at=now,
                     updated_at=now,
                 )
             )
-            finish_if_done(conn, execution_id, now=now)  # an empty audience is done at once
-            status = conn.execute(sa.select(e.status).where(e.id == execution_id)).scalar_one()
     except UserError as exc:
         _fail(engine, execution_id, str(exc), now)
         return FanoutReport(execution_id, st.EX_FAILED)
-    if engine.is_postgres and inserted >= ANALYZE_AFTER:
-        # A bulk insert leaves PostgreSQL's statistics describing the tables as they were
-        # (empty, right after an import): the claim and contact lookups would then scan
-        # whole tables per batch. Refresh them now rather than when autovacuum gets to it.
-        with engine.db.connect() as conn:
-            conn.exec_driver_sql("ANALYZE contacts, conversations, recipients")
-            conn.commit()
+    if on_running is not None and rest:
+        on_running()
+    analyzed = False
+    for part in chunks(rest, STREAM_CHUNK):
+        with dbmod.write_transaction(engine.db) as conn:
+            inserted += _insert_chunk(conn, ex.organization, spec.whatsapp_number, list(part), now)
+            conn.execute(executions.update().where(e.id == execution_id).values(heartbeat_at=now))
+        if not analyzed and inserted >= ANALYZE_AFTER:
+            _analyze(engine)  # early, so the claims running alongside get good plans
+            analyzed = True
+    with dbmod.write_transaction(engine.db) as conn:
+        conn.execute(
+            executions.update().where(e.id == execution_id, e.fanned_out.is_(False)).values(
+                fanned_out=True, audience_size=len(rows), opted_out=audience.opted_out,
+                heartbeat_at=now, updated_at=now,
+            )
+        )
+        finish_if_done(conn, execution_id, now=now)  # an empty audience is done at once
+        status = conn.execute(sa.select(e.status).where(e.id == execution_id)).scalar_one()
+    if inserted >= ANALYZE_AFTER:
+        _analyze(engine)
     return FanoutReport(execution_id, status, inserted, audience.opted_out, len(audience.missing),
                         True)
+
+
+def _analyze(engine: EngineContext) -> None:
+    """A bulk insert leaves PostgreSQL's statistics describing the tables as they were (empty,
+    right after an import): the claim and contact lookups would then scan whole tables per
+    batch. Refresh them now rather than when autovacuum gets to it."""
+    if not engine.is_postgres:
+        return
+    with engine.db.connect() as conn:
+        conn.exec_driver_sql("ANALYZE contacts, conversations, recipients")
+        conn.commit()
+
+
+def _insert_chunk(conn: Connection, organization: str, channel: str, rows: list[dict[str, Any]],
+                  now: datetime) -> int:
+    _create_conversations(conn, organization, channel,
+                          [r["contact_id"] for r in rows if r["phone"]], now)
+    return _insert_recipients(conn, rows)
 
 
 _RECIPIENT_COLUMNS = ("organization", "execution_id", "contact_id", "phone", "status", "attempts",
@@ -113,20 +156,28 @@ _RECIPIENT_COLUMNS = ("organization", "execution_id", "contact_id", "phone", "st
 
 
 def _insert_recipients(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert the recipient rows; how many went in.
-
-    The execution's row is locked (and still `starting`) for the whole transaction, so no
-    other fan-out of it can run at the same time: on PostgreSQL the rows go in with COPY, the
-    fastest path by far. SQLite takes an INSERT ... ON CONFLICT DO NOTHING executemany."""
+    """Insert the recipient rows that are not there yet; how many went in. On PostgreSQL
+    through COPY into a temporary table (the fastest path by far) and one INSERT ... SELECT ...
+    ON CONFLICT DO NOTHING; on SQLite an executemany of the same INSERT."""
+    if not rows:
+        return 0
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cursor, cursor.copy(
-            f"COPY recipients ({', '.join(_RECIPIENT_COLUMNS)}) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(tuple(row[c] for c in _RECIPIENT_COLUMNS))
-        return len(rows)
+        columns = ", ".join(_RECIPIENT_COLUMNS)
+        with raw.cursor() as cursor:
+            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS fanout_recipients "
+                           f"ON COMMIT DELETE ROWS AS SELECT {columns} FROM recipients WITH NO DATA")
+            with cursor.copy(f"COPY fanout_recipients ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(tuple(row[c] for c in _RECIPIENT_COLUMNS))
+            cursor.execute(
+                f"INSERT INTO recipients ({columns}) SELECT {columns} FROM fanout_recipients "
+                "ON CONFLICT (execution_id, contact_id) DO NOTHING"
+            )
+            count = cursor.rowcount
+            cursor.execute("DELETE FROM fanout_recipients")
+        return count if count >= 0 else len(rows)
     stmt = insert(conn, recipients).on_conflict_do_nothing(
         index_elements=["execution_id", "contact_id"]
     )
@@ -161,6 +212,7 @@ def _create_conversations(
                 "ON CONFLICT (organization, channel, contact_id) DO NOTHING",
                 (organization, channel, now, now),
             )
+            cursor.execute("DELETE FROM fanout_contacts")
         return
     stmt = insert(conn, conversations).on_conflict_do_nothing(
         index_elements=["organization", "channel", "contact_id"]

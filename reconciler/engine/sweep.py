@@ -10,8 +10,9 @@ sweepers may run; each step is a conditional update), makes the database the onl
    will be re-sent. Either way the message row becomes `failed` (`lease_expired`). A recipient
    that was claimed but had nothing in flight is simply released.
 2. **Windows that reopened**: `waiting_window` executions whose `resume_at` passed → `running`.
-3. **Lost tasks**: a `starting` execution, or a `running` one with due work, whose heartbeat is
-   older than `stale_seconds` is enqueued again (fan-out and claims are idempotent).
+3. **Lost tasks**: a `starting` execution, or a `running` one with due work or an unfinished
+   fan-out, whose heartbeat is older than `stale_seconds` is enqueued again (fan-out and
+   claims are idempotent).
 4. **Fan-in** (SPEC 6.9): executions whose recipients are all terminal are finished, once.
 5. **Queue policy**: `queued` occurrences whose predecessor finished are started.
 """
@@ -166,7 +167,11 @@ def _lost_tasks(engine: EngineContext, now: datetime, report: SweepReport,
     with dbmod.write_transaction(engine.db) as conn:
         requeued = list(conn.execute(
             executions.update()
-            .where(quiet, sa.or_(e.status == st.EX_STARTING, sa.and_(e.status == st.EX_RUNNING, due)))
+            .where(quiet, sa.or_(
+                e.status == st.EX_STARTING,
+                # due work nobody took, or a fan-out that died before every recipient was in
+                sa.and_(e.status == st.EX_RUNNING, sa.or_(due, e.fanned_out.is_(False))),
+            ))
             .values(heartbeat_at=now)
             .returning(e.id)
         ).scalars())

@@ -276,10 +276,15 @@ class _Pass:
                     r.lease_owner.is_(None), r.status.in_(st.R_CLAIMABLE),
                 )
             ).scalar()
-            status = conn.execute(
-                sa.select(executions.c.status).where(executions.c.id == self.execution_id)
-            ).scalar_one()
+            status, resume_at = conn.execute(
+                sa.select(executions.c.status, executions.c.resume_at)
+                .where(executions.c.id == self.execution_id)
+            ).one()
             report.status = status
+            if status == st.EX_PAUSED_CIRCUIT:
+                report.next_at = None  # `resume_channel` (or the sweep after it) restarts it
+            elif status == st.EX_WAITING_WINDOW:
+                report.next_at = resume_at
         return report
 
     def _reload_status(self) -> WorkReport:
@@ -480,9 +485,10 @@ class _Pass:
         later (while the next batch is claimed and guarded), so the database work of one batch
         overlaps the HTTP of the previous one; at most one chunk is left in flight."""
         t = self.clock()
-        started = time.monotonic()
         go, conflicts = self._guard(chunk, outcomes, t)
-        self._guard_seconds = 0.7 * self._guard_seconds + 0.3 * (time.monotonic() - started)
+        # Measured on the pass's own clock: a driven clock does not move during the guard.
+        took = (self.clock() - t).total_seconds()
+        self._guard_seconds = 0.7 * self._guard_seconds + 0.3 * took
         if conflicts:
             self._write_outcomes([
                 self._final(s.r, st.R_UNKNOWN, CODE_STEP_CONFLICT,

@@ -415,3 +415,41 @@ def test_request_stop_ends_a_pass_after_its_batch_with_nothing_left_sending(
     assert run.drain().finished
     run.engine.close()
     assert len(api.messages) == 300 and not api.duplicates()
+
+
+def test_a_fan_out_that_dies_half_way_is_resumed_and_the_execution_cannot_finish_early(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """Fan-out streams: sending starts after the first chunk. If the process dies after it, the
+    execution is running but not fanned out: finishing the first recipients does not finish it,
+    the sweep re-issues it once its heartbeat is stale, and the resumed fan-out adds exactly
+    the missing recipients."""
+    ids = add_contacts(db_url, 1300)
+    root = write_repo(tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id,
+                                                    messages_per_second=10_000),
+                      [automation_doc("promo", contact_ids=ids)])
+    apply(root, db_url, T0)
+    engine = engine_for(db_url, root)
+    [execution_id] = eng.dispatch_due(engine, now=RUN, enqueue=Enqueued()).executions
+
+    class Died(Exception):
+        pass
+
+    def die() -> None:
+        raise Died
+
+    with pytest.raises(Died):
+        eng.fan_out(engine, execution_id, now=RUN, on_running=die)
+    run = Run(engine, execution_id, FakeClock(RUN), db_url, ids)
+    assert (run.execution()["status"], run.execution()["fanned_out"]) == ("running", False)
+    assert len(run.recipients()) == 1000
+    first = run.work()
+    assert first.sent == 1000 and not first.finished and run.execution()["status"] == "running"
+    assert eng.sweep(engine, now=RUN + timedelta(seconds=5), enqueue=Enqueued()).requeued == []
+    stale = RUN + timedelta(seconds=FAST.stale_seconds + 1)
+    assert eng.sweep(engine, now=stale, enqueue=Enqueued()).requeued == [execution_id]
+    assert eng.fan_out(engine, execution_id, now=stale).recipients == 300
+    assert run.drain().finished
+    engine.close()
+    assert len(api.messages) == 1300 and not api.duplicates()
+    assert run.execution()["audience_size"] == 1300
