@@ -78,7 +78,7 @@ def channel_doc(base_url: str, phone_number_id: str, **spec: Any) -> dict[str, A
 def outbox_channel(**spec: Any) -> dict[str, Any]:
     return {"apiVersion": "flowspec/v1", "kind": "Channel",
             "metadata": {"name": "wa", "organization": ORG},
-            "spec": {"type": "outbox", "path": "outbox.jsonl", "messages_per_second": 1000, **spec}}
+            "spec": {"type": "outbox", "messages_per_second": 1000, **spec}}
 
 
 def automation_doc(name: str, *, flow: str = "hello", contact_ids: list[str] | None = None,
