@@ -197,7 +197,25 @@ def _dispatch_automation(
         )
         _run_or_hold(conn, engine, auto, plan.run.id, plan.run.key, overrides[plan.run.id],
                      now, report)
+    _refresh_next_scheduled(conn, organization, automation_id)
     return report
+
+
+def _refresh_next_scheduled(conn: Connection, organization: str, automation_id: int) -> None:
+    """The automation's next send is its earliest still-pending occurrence (SPEC 5), refreshed in
+    the claiming transaction so status and the dashboard never show a time already dispatched."""
+    o, a = occurrences.c, automations.c
+    earliest = (
+        sa.select(sa.func.min(o.at))
+        .where(o.organization == organization, o.automation_id == automation_id,
+               o.status == st.OCC_PENDING)
+        .scalar_subquery()
+    )
+    conn.execute(
+        automations.update()
+        .where(a.organization == organization, a.id == automation_id)
+        .values(next_scheduled_at=earliest)
+    )
 
 
 def _run_or_hold(
