@@ -66,14 +66,17 @@ class AutomationPlan:
     # included): apply and diff use it to skip automations that did not change.
     spec_hash: str = ""
 
-    def to_json(self) -> dict[str, Any]:
+    def header_json(self) -> dict[str, Any]:
+        """`to_json` without its last key, `occurrences` (streamed by `Plan.write_json`)."""
         return {
             "organization": self.organization,
             "name": self.name,
             "source": self.source,
             "timezone": self.timezone,
-            "occurrences": [o.to_json() for o in self.occurrences],
         }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header_json(), "occurrences": [o.to_json() for o in self.occurrences]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +108,43 @@ class Plan:
         out.write(header[:-2] + ',\n  "automations": [')
         first = True
         for automation in self.automations:
-            text = json.dumps(automation.to_json(), indent=2)
-            out.write(("\n" if first else ",\n") + _indent(text, 4))
+            # Byte for byte `json.dumps(..., indent=2)`, but one occurrence at a time: that
+            # encoder is pure Python when indenting (several times slower than the values'
+            # own encoding) and would hold the automation's whole text, in several copies.
+            text = _indent(json.dumps({**automation.header_json(), "occurrences": []}, indent=2), 4)
+            occurrences = iter(automation.occurrences)
+            o = next(occurrences, None)
+            if o is None:
+                out.write(("\n" if first else ",\n") + text)
+            else:
+                assert text.endswith(_EMPTY_TAIL)
+                out.write(("\n" if first else ",\n") + text[: -len(_EMPTY_TAIL)] + "[\n" + _occurrence_text(o))
+                for o in occurrences:
+                    out.write(",\n" + _occurrence_text(o))
+                out.write("\n      ]\n    }")
             first = False
         out.write("\n  ]\n}\n" if not first else "]\n}\n")
+
+
+_EMPTY_TAIL = "[]\n    }"  # an automation's text ends with its empty "occurrences" list
+_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
+
+
+def _occurrence_text(o: Occurrence) -> str:
+    """`o.to_json()` as `json.dumps(..., indent=2)` writes it at the depth of a plan's
+    occurrences (8 spaces; its keys at 10)."""
+    parts = []
+    for k, v in o.to_json().items():
+        if v is None:
+            value = "null"
+        elif type(v) is str:
+            value = _encode_str(v)
+        elif v == {}:
+            value = "{}"
+        else:
+            value = json.dumps(v, indent=2).replace("\n", "\n          ")
+        parts.append("          " + _encode_str(k) + ": " + value)
+    return "        {\n" + ",\n".join(parts) + "\n        }"
 
 
 def _indent(text: str, spaces: int) -> str:
@@ -117,11 +153,16 @@ def _indent(text: str, spaces: int) -> str:
 
 
 def format_utc(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if t.tzinfo is not UTC:
+        t = t.astimezone(UTC)
+    if t.year < 1000:  # strftime does not pad such years to four digits; isoformat does
+        return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is several times faster than strftime, and this runs twice per occurrence.
+    return t.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def format_local(t: datetime) -> str:
-    return t.replace(microsecond=0).isoformat()
+    return (t.replace(microsecond=0) if t.microsecond else t).isoformat()
 
 
 def iter_occurrences(plan: Plan) -> Iterator[tuple[AutomationPlan, Occurrence]]:
