@@ -123,6 +123,10 @@ def compile_automation(
                 occurrences = _compile_range(prepared, lo.replace(tzinfo=None), hi.replace(tzinfo=None))
             elif count > 0:
                 occurrences = first_n(prepared, lo.replace(tzinfo=None), hi.replace(tzinfo=None), count)
+        # The per-opening and per-day memos serve one compile; prepared schedules stay cached
+        # (compiler_prepare), and with them these would hold every automation's, not one's.
+        prepared.settled.clear()
+        prepared.openings.clear()
     return AutomationPlan(
         organization=entry.organization,
         name=entry.name,
