@@ -3,8 +3,11 @@
 On PostgreSQL each write is ONE statement over arrays (`unnest`), with a constant number of
 parameters: a per-row executemany costs the server a statement execution per row (planning,
 locking, a round of the protocol) and the client a query send per row, which measured as the
-largest cost of a send at scale. SQLite runs in-process, where `executemany` is already a C
-loop over one prepared statement, so it keeps the Core statements.
+largest cost of a send at scale. SQLite runs in-process, where the driver's `executemany` is a
+C loop over one prepared statement; the statements go to it directly with tuples, because
+SQLAlchemy's per-row parameter processing cost more than the database work itself (~40 µs per
+message). Times are then written in SQLAlchemy's own SQLite format (`_sqlite_ts`), so every
+other reader and comparison sees the same text.
 
 Every write is fenced exactly as docs/engine.md says: recipients by `lease_owner`, messages by
 `status = 'sending'` and their attempt number.
@@ -13,14 +16,10 @@ Every write is fenced exactly as docs/engine.md says: recipients by `lease_owner
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-
-from reconciler.engine import states as st
-from reconciler.engine.sql import insert
-from reconciler.models import UTCDateTime, messages, recipients
 
 # Row dicts use these keys (shared with reconciler.engine.work):
 #   recipients: rid tok b_status b_node b_step b_next b_code b_err b_mid b_t
@@ -35,6 +34,11 @@ def _pg(conn: Connection) -> bool:
 
 def _col(rows: Sequence[dict[str, Any]], key: str) -> list[Any]:
     return [r[key] for r in rows]
+
+
+def _sqlite_ts(t: datetime | None) -> str | None:
+    """An aware time as SQLAlchemy stores it on SQLite (naive UTC, microseconds)."""
+    return None if t is None else t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 # --------------------------------------------------------------------------- recipients
@@ -52,27 +56,12 @@ WHERE r.id = v.rid AND r.lease_owner = v.tok
 """
 
 
-def _ts(name: str) -> sa.BindParameter[Any]:
-    return sa.bindparam(name, type_=UTCDateTime())
-
-
-_CORE_RECIPIENTS = (
-    recipients.update()
-    .where(recipients.c.id == sa.bindparam("rid"), recipients.c.lease_owner == sa.bindparam("tok"))
-    .values(
-        status=sa.bindparam("b_status"),
-        current_node=sa.bindparam("b_node"),
-        step=sa.bindparam("b_step"),
-        next_attempt_at=_ts("b_next"),
-        error_code=sa.bindparam("b_code"),
-        error=sa.bindparam("b_err"),
-        message_id=sa.func.coalesce(sa.bindparam("b_mid", type_=sa.String()),
-                                    recipients.c.message_id),
-        lease_owner=None,
-        lease_until=None,
-        updated_at=_ts("b_t"),
-    )
-)
+_SQLITE_RECIPIENTS = """
+UPDATE recipients SET status = ?, current_node = ?, step = ?, next_attempt_at = ?,
+    error_code = ?, error = ?, message_id = COALESCE(?, message_id), lease_owner = NULL,
+    lease_until = NULL, updated_at = ?
+WHERE id = ? AND lease_owner = ?
+"""
 
 
 def update_recipients(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -80,7 +69,11 @@ def update_recipients(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     if not _pg(conn):
-        conn.execute(_CORE_RECIPIENTS, list(rows))
+        conn.exec_driver_sql(_SQLITE_RECIPIENTS, [
+            (r["b_status"], r["b_node"], r["b_step"], _sqlite_ts(r["b_next"]), r["b_code"],
+             r["b_err"], r["b_mid"], _sqlite_ts(r["b_t"]), r["rid"], r["tok"])
+            for r in rows
+        ])
         return
     conn.exec_driver_sql(_PG_RECIPIENTS, {
         "rid": _col(rows, "rid"), "tok": _col(rows, "tok"), "status": _col(rows, "b_status"),
@@ -103,28 +96,23 @@ FROM unnest(%(rid)s::bigint[], %(step)s::int[], %(att)s::int[], %(status)s::text
 WHERE m.recipient_id = v.rid AND m.step = v.step AND m.status = 'sending' AND m.attempts = v.att
 """
 
-_CORE_MESSAGES = (
-    messages.update()
-    .where(messages.c.recipient_id == sa.bindparam("rid"), messages.c.step == sa.bindparam("b_step"),
-           messages.c.status == st.M_SENDING, messages.c.attempts == sa.bindparam("b_attempt"))
-    .values(
-        status=sa.bindparam("b_status"),
-        message_id=sa.bindparam("b_mid"),
-        error_code=sa.bindparam("b_code"),
-        error=sa.bindparam("b_err"),
-        sent_at=_ts("b_sent"),
-        failed_at=_ts("b_failed"),
-        updated_at=_ts("b_t"),
-    )
-)
-
+_SQLITE_MESSAGES = """
+UPDATE messages SET status = ?, message_id = ?, error_code = ?, error = ?, sent_at = ?,
+    failed_at = ?, updated_at = ?
+WHERE recipient_id = ? AND step = ? AND status = 'sending' AND attempts = ?
+"""
 
 def update_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Results of sends: only a row still `sending` at the attempt that was made."""
     if not rows:
         return
     if not _pg(conn):
-        conn.execute(_CORE_MESSAGES, list(rows))
+        conn.exec_driver_sql(_SQLITE_MESSAGES, [
+            (r["b_status"], r["b_mid"], r["b_code"], r["b_err"], _sqlite_ts(r["b_sent"]),
+             _sqlite_ts(r["b_failed"]), _sqlite_ts(r["b_t"]), r["rid"], r["b_step"],
+             r["b_attempt"])
+            for r in rows
+        ])
         return
     conn.exec_driver_sql(_PG_MESSAGES, {
         "rid": _col(rows, "rid"), "step": _col(rows, "b_step"), "att": _col(rows, "b_attempt"),
@@ -151,6 +139,19 @@ RETURNING recipient_id, attempts
 """
 
 
+_SQLITE_ROWS_PER_INSERT = 500  # 8 parameters a row: far below SQLite's 32,766
+_SQLITE_START = """
+INSERT INTO messages (organization, recipient_id, step, node, channel, conversation_id,
+                      status, attempts, created_at, updated_at)
+VALUES {values}
+ON CONFLICT (recipient_id, step) DO UPDATE SET
+    status = 'sending', attempts = messages.attempts + 1, error_code = NULL, error = NULL,
+    failed_at = NULL, node = excluded.node, updated_at = excluded.updated_at
+WHERE messages.status = 'failed'
+RETURNING recipient_id, attempts
+"""
+
+
 def start_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int, int]:
     """Insert each step's message row as `sending` (or restart a `failed` one); the attempt
     number of each row that may now be sent, by recipient id. A row already `sending` or
@@ -165,14 +166,15 @@ def start_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int
             "t": _col(rows, "created_at"),
         })
         return {int(rid): int(attempts) for rid, attempts in result}
-    m = messages.c
-    stmt = insert(conn, messages)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["recipient_id", "step"],
-        set_={"status": st.M_SENDING, "attempts": m.attempts + 1, "error_code": None,
-              "error": None, "failed_at": None, "node": stmt.excluded.node,
-              "updated_at": stmt.excluded.updated_at},
-        where=m.status == st.M_FAILED,
-    ).returning(m.recipient_id, m.attempts)
-    # executemany ("insertmanyvalues"): one cached statement, batched VALUES on the wire.
-    return {row.recipient_id: row.attempts for row in conn.execute(stmt, list(rows))}
+    started: dict[int, int] = {}
+    for lo in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
+        part = rows[lo:lo + _SQLITE_ROWS_PER_INSERT]
+        params: list[Any] = []
+        for r in part:
+            t = _sqlite_ts(r["created_at"])
+            params += [r["organization"], r["recipient_id"], r["step"], r["node"], r["channel"],
+                       r["conversation_id"], t, t]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, 'sending', 1, ?, ?)"] * len(part))
+        result = conn.exec_driver_sql(_SQLITE_START.format(values=values), tuple(params))
+        started.update((int(rid), int(attempts)) for rid, attempts in result)
+    return started
