@@ -75,6 +75,8 @@ def test_a_worker_killed_mid_execution_loses_no_recipient_and_never_duplicates_a
         deadline = time.monotonic() + 60
         while api.request_count < N // 3 and time.monotonic() < deadline and worker.poll() is None:
             time.sleep(0.005)
+        if worker.poll() is not None:
+            pytest.fail(f"the worker exited before it could be killed: {worker.stderr.read() if worker.stderr else ''}")
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
         time.sleep(0.2)  # requests already on the wire finish at the stand-in (and count)
