@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One entry point for a fresh clone: `python3 dev.py demo` and `python3 dev.py test`.
+"""One entry point for a fresh clone: `python3 dev.py demo`, `test` and `bench`.
 
 Needs only python3: it creates `.venv`, installs the project with its test extras (again only
 when pyproject.toml changed) and runs the job inside that environment.
@@ -71,10 +71,29 @@ def test() -> int:
     return 0
 
 
+def bench() -> int:
+    """Every benchmark in benchmarks/, each printing its figures and ratio to a same-run baseline.
+
+    `python3 dev.py bench` runs the quick variants; `python3 dev.py bench --full` the full sizes
+    the issues ask for; `python3 dev.py bench NAME...` only those (e.g. `compile apply`).
+    """
+    args = sys.argv[2:]
+    full = "--full" in args
+    names = [a for a in args if not a.startswith("-")]
+    failed = 0
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        if names and script.stem.removeprefix("bench_") not in names:
+            continue
+        quick = [] if full or "--quick" not in script.read_text() else ["--quick"]
+        print(f"$ python benchmarks/{script.name} {' '.join(quick)}".rstrip(), flush=True)
+        failed += _run(str(PY), str(script), *quick) != 0
+    return 1 if failed else 0
+
+
 def main() -> int:
-    jobs = {"demo": demo, "test": test}
+    jobs = {"demo": demo, "test": test, "bench": bench}
     if len(sys.argv) < 2 or sys.argv[1] not in jobs:
-        print("usage: python3 dev.py demo|test [pytest args]", file=sys.stderr)
+        print("usage: python3 dev.py demo|test [pytest args]|bench [--full] [NAME...]", file=sys.stderr)
         return 1
     _ensure_env()
     return jobs[sys.argv[1]]()
