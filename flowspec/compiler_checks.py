@@ -20,7 +20,7 @@ from flowspec.compiler import (
 )
 from flowspec.compiler_prepare import ExceptionRule, Prepared, prepare
 from flowspec.config import Entry
-from flowspec.diagnostics import Diagnostic, error, warning
+from flowspec.diagnostics import Diagnostic, Location, error, warning
 from flowspec.plan import Occurrence
 from flowspec.recurrence import monthly_day
 
@@ -64,9 +64,13 @@ def _custom_findings(p: Prepared) -> list[Diagnostic]:
     first: dict[datetime, tuple[int, bool]] = {}  # instant → (entry, whether gap-shifted)
     keys: dict[str, int] = {}
     reported: set[int] = set()
+    collided: set[int] = set()  # entries already reported as FS309
     for c in p.custom_entries:
         text = dates.dates[c.entry_index]
-        where = p.locate("recurrence_config", "dates", c.entry_index)
+        # Locating re-reads the file's node tree, so only do it for a date that is reported.
+        def where(i: int = c.entry_index) -> Location:
+            return p.locate("recurrence_config", "dates", i)
+
         instants: list[tuple[datetime, bool]]
         if c.at is not None:
             instants = [(c.at, False)]
@@ -84,7 +88,7 @@ def _custom_findings(p: Prepared) -> list[Diagnostic]:
                         "FS308",
                         f"custom date '{text}' is outside [start_date, end_date], so it never runs; "
                         f"move it inside or widen the bounds",
-                        where,
+                        where(),
                     )
                 )
             seen = first.get(at)
@@ -92,24 +96,23 @@ def _custom_findings(p: Prepared) -> list[Diagnostic]:
                 first[at] = (c.entry_index, shifted)
             elif seen[0] != c.entry_index and not (shifted or seen[1]):
                 # Colliding only because a DST gap shifted one of them is fine: step 6 merges.
+                collided.add(c.entry_index)
                 out.append(
                     error(
                         "FS309",
                         f"custom dates '{dates.dates[seen[0]]}' and '{text}' are the same instant "
                         f"({at:%Y-%m-%dT%H:%M:%SZ}); remove one",
-                        where,
+                        where(),
                     )
                 )
         other_key = keys.get(c.key)  # the same key without the same instant (under `last`)
-        if other_key is not None and other_key != c.entry_index and not any(
-            d.code == "FS309" and d.location == where for d in out
-        ):
+        if other_key is not None and other_key != c.entry_index and c.entry_index not in collided:
             out.append(
                 error(
                     "FS309",
                     f"custom dates '{dates.dates[other_key]}' and '{text}' give the same occurrence "
                     f"key {c.key}; remove one",
-                    where,
+                    where(),
                 )
             )
         keys.setdefault(c.key, c.entry_index)
