@@ -178,3 +178,51 @@ def start_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int
         result = conn.exec_driver_sql(_SQLITE_START.format(values=values), tuple(params))
         started.update((int(rid), int(attempts)) for rid, attempts in result)
     return started
+
+
+# --------------------------------------------------------------------------- unsent
+
+_PG_UNSTART = """
+WITH v AS (SELECT * FROM unnest(%(rid)s::bigint[], %(step)s::int[], %(att)s::int[],
+                                %(tok)s::text[], %(t)s::timestamptz[])
+           AS v(rid, step, att, tok, t)),
+gone AS (DELETE FROM messages m USING v
+         WHERE m.recipient_id = v.rid AND m.step = v.step AND m.status = 'sending'
+           AND m.attempts = v.att AND v.att = 1),
+back AS (UPDATE messages m SET status = 'failed', attempts = m.attempts - 1,
+                error_code = 'slot_missed', failed_at = v.t, updated_at = v.t
+         FROM v WHERE m.recipient_id = v.rid AND m.step = v.step AND m.status = 'sending'
+           AND m.attempts = v.att AND v.att > 1)
+UPDATE recipients r SET attempts = r.attempts - 1 FROM v
+WHERE r.id = v.rid AND r.lease_owner = v.tok
+"""
+
+
+def unstart(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Undo the guard of sends that never left (their rate slot was missed): the message row
+    goes (or, for a retry, returns to `failed` with its attempt count), so a send counts as an
+    attempt only when it was made. Rows: rid b_step b_attempt tok b_t."""
+    if not rows:
+        return
+    if _pg(conn):
+        conn.exec_driver_sql(_PG_UNSTART, {
+            "rid": _col(rows, "rid"), "step": _col(rows, "b_step"),
+            "att": _col(rows, "b_attempt"), "tok": _col(rows, "tok"), "t": _col(rows, "b_t"),
+        })
+        return
+    conn.exec_driver_sql(
+        "DELETE FROM messages WHERE recipient_id = ? AND step = ? AND status = 'sending' "
+        "AND attempts = ? AND attempts = 1",
+        [(r["rid"], r["b_step"], r["b_attempt"]) for r in rows],
+    )
+    conn.exec_driver_sql(
+        "UPDATE messages SET status = 'failed', attempts = attempts - 1, "
+        "error_code = 'slot_missed', failed_at = ?, updated_at = ? WHERE recipient_id = ? "
+        "AND step = ? AND status = 'sending' AND attempts = ? AND attempts > 1",
+        [(_sqlite_ts(r["b_t"]), _sqlite_ts(r["b_t"]), r["rid"], r["b_step"], r["b_attempt"])
+         for r in rows],
+    )
+    conn.exec_driver_sql(
+        "UPDATE recipients SET attempts = attempts - 1 WHERE id = ? AND lease_owner = ?",
+        [(r["rid"], r["tok"]) for r in rows],
+    )

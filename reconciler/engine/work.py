@@ -72,6 +72,8 @@ _MAX_HOLD = 5.0
 # Rate slots are reserved this far ahead (twice the guard's recent duration): see _lead.
 _FIRST_GUARD_GUESS = 0.05
 _MAX_LEAD = 0.5
+# A message whose slot passed more than this long ago is not sent in it (see _send_paced).
+LATE_TOLERANCE = 0.010
 CODE_OPTED_OUT = "opted_out"
 CODE_STEP_CONFLICT = "step_conflict"
 
@@ -145,7 +147,7 @@ class _InFlight:
     """Sends on the wire (on the loop thread) while this thread prepares the next batch."""
 
     go: list[_Send]
-    future: concurrent.futures.Future[tuple[list[SendResult], list[float]]]
+    future: concurrent.futures.Future[tuple[list[SendResult | None], list[float]]]
 
 
 # --------------------------------------------------------------------------- entry point
@@ -179,6 +181,7 @@ class _Pass:
         self.execution_id = execution_id
         self.clock = clock or OffsetClock(now)
         self.sleep = sleep or asyncio.sleep
+        self.real_time = sleep is None
         self.rng = rng or engine.rng
         self.factory = channel_factory or engine.channel_factory()
         self.batch_size = batch_size or engine.settings.batch_size
@@ -464,10 +467,12 @@ class _Pass:
                 shared_loop().run(_await(self.sleep(max(0.0, wait))))
                 continue
             chunk, remaining = remaining[: len(times)], remaining[len(times):]
-            # Only an unpaced last chunk is left in flight: a paced one is bound by the rate,
-            # not by the database, and two paced chunks must not sleep against each other.
+            # The last chunk stays in flight while the next batch is prepared. Under a driven
+            # clock only when nothing in it waits: two chunks sleeping on one fake clock would
+            # each move time for the other.
             ok = self._send_chunk(chunk, Reservation(times, reservation.next_at), outcomes,
-                                  pipeline=not remaining and times[-1] <= t.timestamp())
+                                  pipeline=not remaining and (self.real_time
+                                                              or times[-1] <= t.timestamp()))
             outcomes = []  # written with the chunk's guard transaction
             if not ok:
                 # The breaker opened: what this batch still holds goes back, untouched.
@@ -566,8 +571,8 @@ class _Pass:
                 conflicts.append(s)
         return go, conflicts
 
-    def _record(self, go: list[_Send], results: Sequence[SendResult], when: Sequence[float]
-                ) -> bool:
+    def _record(self, go: list[_Send], results: Sequence[SendResult | None],
+                when: Sequence[float]) -> bool:
         """Record a chunk's results. Each message's own send time (`when`) stamps it and
         starts its waits and backoffs; the recording time only stamps `updated_at`."""
         now = self.clock()
@@ -575,9 +580,15 @@ class _Pass:
         message_updates: list[dict[str, Any]] = []
         outcomes: list[dict[str, Any]] = []
         tripped: ChannelError | None = None
+        missed: list[dict[str, Any]] = []
         for s, result, sent in zip(go, results, when, strict=True):
             t = datetime.fromtimestamp(sent, UTC)
             base = {"rid": s.r.id, "b_step": s.r.step, "b_attempt": s.attempt, "b_t": now}
+            if result is None:  # its slot was missed: never sent, claimable again at once
+                missed.append({**base, "tok": s.r.token})
+                outcomes.append(self._release(s.r, now, now))
+                report.held += 1
+                continue
             if result.ok:
                 message_updates.append({**base, "b_status": st.M_SENT, "b_mid": result.message_id,
                                         "b_code": None, "b_err": None, "b_sent": t, "b_failed": None})
@@ -604,6 +615,7 @@ class _Pass:
                 outcomes.append(self._final(s.r, st.R_FAILED, error.code, decision.message or "", t))
         with dbmod.write_transaction(self.engine.db) as conn:
             bulk.update_messages(conn, message_updates)
+            bulk.unstart(conn, missed)
             bulk.update_recipients(conn, outcomes)
             if tripped is not None:
                 breaker.open_circuit(conn, self.organization, self.channel_name, code=tripped.code,
@@ -715,23 +727,23 @@ async def _await(awaitable: Awaitable[None]) -> None:
 async def _send_paced(
     channel: Channel, messages_: Sequence[OutgoingMessage], times: Sequence[float],
     concurrency: int, now: Callable[[], float], sleep: Sleep,
-) -> tuple[list[SendResult], list[float]]:
-    """Send each message no earlier than its slot; what is due together goes in one call.
-    Returns the results and the time each message went out."""
+) -> tuple[list[SendResult | None], list[float]]:
+    """Send each message no earlier than its slot and at most LATE_TOLERANCE after it; what is
+    due together goes in one call. A slot missed by more (the process stalled) is not used: the
+    message comes back as None and gets a new slot, because sending it late would put it in the
+    same second as the slots after it. Returns the results and the time each message went out."""
     n = len(messages_)
     if not n:
         return [], []
-    start = now()
-    if times[-1] <= start:
-        return await channel.send_many(messages_, concurrency=concurrency), [start] * n
     results: list[SendResult | None] = [None] * n
-    when = [start] * n
+    when = [0.0] * n
 
-    async def group(lo: int, hi: int) -> None:
+    async def group(idx: list[int]) -> None:
         # The full concurrency, not the group's size: a channel may size its connection pool
-        # by the first call, and a paced first group holds a single message.
-        sent = await channel.send_many(messages_[lo:hi], concurrency=concurrency)
-        results[lo:hi] = sent
+        # by the first call, and a paced group may hold a single message.
+        sent = await channel.send_many([messages_[k] for k in idx], concurrency=concurrency)
+        for k, result in zip(idx, sent, strict=True):
+            results[k] = result
 
     tasks: list[asyncio.Task[None]] = []
     i = 0
@@ -743,9 +755,11 @@ async def _send_paced(
         if j == i:
             await sleep(times[i] - t)
             continue
+        due = [k for k in range(i, j) if times[k] >= t - LATE_TOLERANCE]
         when[i:j] = [t] * (j - i)
-        tasks.append(asyncio.ensure_future(group(i, j)))
-        await asyncio.sleep(0)  # let the group's request start at its slot, before time moves on
+        if due:
+            tasks.append(asyncio.ensure_future(group(due)))
+            await asyncio.sleep(0)  # let the group's request start at its slot
         i = j
     await asyncio.gather(*tasks)
-    return [r for r in results if r is not None], when
+    return results, when
