@@ -35,7 +35,7 @@ FORMATS = ("text", "json", "markdown", "html")
 def _instant(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
-    from flowspec.commands.plan import bounded_instant
+    from flowspec.commands.params import bounded_instant
 
     try:
         return bounded_instant(value)

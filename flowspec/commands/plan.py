@@ -17,10 +17,11 @@ import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import click
 
+from flowspec.commands.params import Instant, bounded_instant  # noqa: F401 - re-exported
 from flowspec.config import Config, load_config
 from flowspec.diagnostics import Diagnostic, UserError, has_errors
 from flowspec.plan import Plan, format_utc
@@ -37,31 +38,6 @@ _INSTANT = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
 # Every format states its range near the word "range" (text/calendar header, JSON "range",
 # markdown/HTML "Range", ICS X-FLOWSPEC-RANGE): --check reads it back from the snapshot.
 _SNAPSHOT_RANGE = re.compile(rf"\brange\b.{{0,200}}?({_INSTANT}).{{0,80}}?({_INSTANT})", re.I | re.S)
-
-
-class Instant(click.ParamType):
-    """An ISO date or datetime; UTC unless it carries an offset (SPEC 3)."""
-
-    name = "T"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        try:
-            return bounded_instant(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-def bounded_instant(text: str) -> datetime:
-    """parse_cli_instant, limited to the years a schedule may use (validate's FS111 bounds):
-    near the ends of Python's date range the compiler's day arithmetic would overflow."""
-    from flowspec.validate import MAX_YEAR, MIN_YEAR
-
-    value = parse_cli_instant(text)
-    if not MIN_YEAR <= value.year <= MAX_YEAR:
-        raise ValueError(f"'{text}' is outside the years {MIN_YEAR}-{MAX_YEAR}; check the year")
-    return value
 
 
 @click.command("plan")

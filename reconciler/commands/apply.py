@@ -15,10 +15,11 @@ from typing import Any
 
 import click
 
+from flowspec.commands.params import Duration, Instant
 from flowspec.config import Config, Entry, load_config
 from flowspec.diagnostics import has_errors
 from flowspec.plan import Occurrence, format_utc
-from flowspec.timeparse import format_duration, parse_duration
+from flowspec.timeparse import format_duration
 from reconciler import apply as core
 from reconciler import db as dbmod
 from reconciler.commands.db import db_option
@@ -29,27 +30,8 @@ DEFAULT_HORIZON = "30d"
 PLAN_STATUS = {"pending": "scheduled", "paused": "paused", "inactive": "inactive", "cancelled": "skipped"}
 
 
-class Horizon(click.ParamType):
-    name = "DURATION"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
-        if isinstance(value, timedelta):
-            return value
-        try:
-            delta = parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-        if delta <= timedelta(0):
-            self.fail("the horizon must be longer than 0s, e.g. 30d", param, ctx)
-        if delta > timedelta(days=3660):
-            self.fail("the horizon is at most 3660d (ten years)", param, ctx)
-        return delta
-
-
-def _instant_type() -> click.ParamType:
-    from flowspec.commands.plan import Instant
-
-    return Instant()
+# The horizon must cover something and stay within ten years of plan.
+HORIZON = Duration(what="the horizon", minimum=timedelta(seconds=1), maximum=timedelta(days=3660))
 
 
 @click.command("apply")
@@ -57,7 +39,7 @@ def _instant_type() -> click.ParamType:
 @db_option
 @click.option(
     "--horizon",
-    type=Horizon(),
+    type=HORIZON,
     default=DEFAULT_HORIZON,
     show_default=True,
     help="How far ahead occurrences are written: the plan over [now, now + horizon).",
@@ -68,7 +50,7 @@ def _instant_type() -> click.ParamType:
     is_flag=True,
     help="With --dry-run: exit 2 when there are changes, 0 when there are none.",
 )
-@click.option("--now", type=_instant_type(), help="Plan from this instant instead of the clock.")
+@click.option("--now", type=Instant(), help="Plan from this instant instead of the clock.")
 @click.option(
     "--format",
     "fmt",

@@ -22,10 +22,11 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
+from flowspec.commands.params import Duration, Instant
 from flowspec.plan import format_utc
-from flowspec.timeparse import format_duration, parse_duration
+from flowspec.timeparse import format_duration
 from reconciler import db as dbmod
-from reconciler.commands.apply import DEFAULT_HORIZON, Horizon
+from reconciler.commands.apply import DEFAULT_HORIZON, HORIZON
 from reconciler.commands.db import db_option
 from reconciler.executions import ExecutionSummary, list_executions, live_counts
 
@@ -35,32 +36,14 @@ RUN_PASS_BUDGET = 2.0
 POLL_SECONDS = 0.25
 
 
-def _instant_type() -> click.ParamType:
-    from flowspec.commands.plan import Instant
-
-    return Instant()
-
-
-class WaitDuration(click.ParamType):
-    name = "DURATION"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
-        if isinstance(value, timedelta):
-            return value
-        try:
-            return parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
 @click.command("run")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @db_option
-@click.option("--now", type=_instant_type(),
+@click.option("--now", type=Instant(),
               help="Run as if the clock said this instant (tests, rehearsals).")
-@click.option("--horizon", type=Horizon(), default=DEFAULT_HORIZON, show_default=True,
+@click.option("--horizon", type=HORIZON, default=DEFAULT_HORIZON, show_default=True,
               help="How far ahead apply writes occurrences, as in `flowspec apply`.")
-@click.option("--max-wait", type=WaitDuration(), default="60s", show_default=True,
+@click.option("--max-wait", type=Duration(what="--max-wait"), default="60s", show_default=True,
               help="Longest pause `run` sits through for held-back recipients (rate limits, "
                    "retries); work due later stays in the database for the next run.")
 @click.option("--progress/--no-progress", "show_progress", default=None,

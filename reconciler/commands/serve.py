@@ -30,7 +30,7 @@ import click
 
 from flowspec.diagnostics import UserError
 from reconciler import db as dbmod
-from reconciler.commands.apply import DEFAULT_HORIZON, Horizon
+from reconciler.commands.apply import DEFAULT_HORIZON, HORIZON
 from reconciler.commands.db import db_option
 from reconciler.logs import LOG_FORMATS, setup_logging
 
@@ -48,7 +48,7 @@ log = logging.getLogger("flowspec.serve")
               help="Port to listen on (0: any free port, printed at start).")
 @click.option("--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True,
               help="Seconds between dispatch passes.")
-@click.option("--horizon", type=Horizon(), default=DEFAULT_HORIZON, show_default=True,
+@click.option("--horizon", type=HORIZON, default=DEFAULT_HORIZON, show_default=True,
               help="How far ahead apply writes occurrences.")
 @click.option("--reapply-every", type=click.FloatRange(min=1), default=300, show_default=True,
               help="Seconds between applies when the files did not change (moves the horizon).")

@@ -15,11 +15,12 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
+from flowspec.commands.params import Duration, Instant
 from flowspec.diagnostics import UserError
 from flowspec.suggest import did_you_mean
 from reconciler import db as dbmod
 from reconciler.commands.db import db_option
-from reconciler.commands.run import Drain, WaitDuration, _instant_type, _stats_lines
+from reconciler.commands.run import Drain, _stats_lines
 
 
 @click.command("trigger")
@@ -36,13 +37,13 @@ from reconciler.commands.run import Drain, WaitDuration, _instant_type, _stats_l
 @click.option("--queue", "queue_url", metavar="URL",
               help="Queue for the execution's work without --run (default: $FLOWSPEC_QUEUE_URL, "
                    "else the embedded SQLite queue).")
-@click.option("--max-wait", type=WaitDuration(), default="60s", show_default=True,
+@click.option("--max-wait", type=Duration(what="--max-wait"), default="60s", show_default=True,
               help="With --run: longest pause for held-back recipients; later work stays queued "
                    "in the database.")
 @click.option("--config", "config_paths", multiple=True, metavar="PATH",
               help="With --run: the config root the automation comes from (default: "
                    "$FLOWSPEC_CONFIG, else automations/).")
-@click.option("--now", type=_instant_type(), help="Trigger as if the clock said this instant.")
+@click.option("--now", type=Instant(), help="Trigger as if the clock said this instant.")
 def trigger(
     name: str,
     db_url: str | None,
