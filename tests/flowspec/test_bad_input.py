@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, CliResult, invoke
+from cli_support import ROOT, CliResult, invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from typing import Any
 
-
-def _root_conftest() -> Any:
-    # `from conftest import invoke` would get tests/reconciler/conftest.py when both folders are
-    # collected in one run; load tests/conftest.py by path, under a name of its own.
-    name = "flowspec_tests_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "conftest.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-invoke = _root_conftest().invoke
+from cli_support import invoke  # noqa: E402
 
 CLOUD = """\
 apiVersion: flowspec/v1

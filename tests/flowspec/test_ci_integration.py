@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT
+from cli_support import ROOT
 
 WORKFLOW = ROOT / "examples" / "github-actions" / "flowspec.yml"
 HOOKS = ROOT / ".pre-commit-hooks.yaml"

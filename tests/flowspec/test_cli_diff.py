@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from cli_support import invoke
 
 RANGE = ("--from", "2026-01-01", "--days", "90")
 

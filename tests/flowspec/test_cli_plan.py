@@ -12,7 +12,7 @@ from pathlib import Path
 
 import icalendar
 import pytest
-from conftest import invoke
+from cli_support import invoke
 
 BASE = """\
 apiVersion: flowspec/v1

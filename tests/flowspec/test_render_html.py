@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import missing_service
+from cli_support import missing_service
 from test_render_common import daily_promo, rendered, sample_plan
 
 from flowspec.plan import Plan

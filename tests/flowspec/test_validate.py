@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, invoke
+from cli_support import ROOT, invoke
 
 from flowspec.cli import ISSUES_URL
 

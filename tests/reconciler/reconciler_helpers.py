@@ -5,7 +5,6 @@ Documents are written as JSON, which is YAML 1.2, so no quoting rule can bite a 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import sys
@@ -18,25 +17,11 @@ import sqlalchemy as sa
 
 from reconciler import db as dbmod
 
-
-def _root_conftest() -> Any:
-    # tests/conftest.py is shadowed by this folder's conftest.py under the name `conftest`;
-    # load it by path to reuse its `invoke` and `invoke_subprocess` rather than copy them.
-    name = "flowspec_tests_conftest"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_conftest = _root_conftest()
-invoke = _conftest.invoke
-invoke_subprocess = _conftest.invoke_subprocess
+# Child processes of the engine tests import these helpers with only tests/reconciler on their
+# path; cli_support lives one folder up.
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cli_support import invoke, invoke_subprocess  # noqa: E402,F401 - re-exported to the reconciler tests
 
 NOW = "2026-01-05T00:00:00Z"  # a Monday
 NOW_DT = datetime(2026, 1, 5, tzinfo=UTC)
