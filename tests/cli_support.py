@@ -75,3 +75,26 @@ def invoke_subprocess(
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+
+
+def invoke_on_terminal(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    """Run `python -m flowspec` with a pseudo-terminal as stdout and return what it wrote
+    (colour and progress decisions depend on a real TTY, which in-process runs cannot fake)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "flowspec", *args], cwd=cwd, stdout=follower,
+                            stderr=subprocess.DEVNULL, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks).decode()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from cli_support import invoke
+from cli_support import invoke, invoke_on_terminal
 
 RANGE = ("--from", "2026-01-01", "--days", "90")
 
@@ -243,33 +242,13 @@ def test_base_without_the_folder_at_that_revision_adds_everything(repo: Path) ->
     assert "+ acme/weekly (more/x.yaml, America/Sao_Paulo)" in r.out
 
 
-def run_on_terminal(args: list[str], env: dict[str, str]) -> str:
-    """Run the CLI with a pseudo-terminal as stdout and return what it wrote."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "flowspec", *args], stdout=follower,
-                            stderr=subprocess.DEVNULL, env=env)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    proc.wait(timeout=60)
-    os.close(leader)
-    return b"".join(chunks).decode()
-
-
 def test_colour_on_a_terminal_only_and_never_with_no_color(tmp_path: Path) -> None:
     """ANSI colours on a TTY; none in a pipe and none when NO_COLOR is set."""
     old = root(tmp_path / "old", base_files())
     new = root(tmp_path / "new", {"weekly.yaml": automation("weekly", WEEKLY)})
     args = ["diff", str(old), str(new), *RANGE]
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    assert "\x1b[" in run_on_terminal(args, env)
-    assert "\x1b[" not in run_on_terminal(args, {**env, "NO_COLOR": "1"})
+    assert "\x1b[" in invoke_on_terminal(*args, env=env)
+    assert "\x1b[" not in invoke_on_terminal(*args, env={**env, "NO_COLOR": "1"})
     piped = subprocess.run([sys.executable, "-m", "flowspec", *args], capture_output=True, text=True, env=env)
     assert piped.returncode == 0 and "\x1b[" not in piped.stdout and "- acme/daily" in piped.stdout

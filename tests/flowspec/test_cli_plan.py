@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import shlex
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import icalendar
 import pytest
-from cli_support import invoke
+from cli_support import invoke, invoke_on_terminal
 
 BASE = """\
 apiVersion: flowspec/v1
@@ -285,34 +284,14 @@ def test_help_describes_every_option() -> None:
         assert option in out
 
 
-def _on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    """The CLI's stdout when it is a pseudo-terminal."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "flowspec", *args], cwd=cwd, stdout=follower,
-                            stderr=subprocess.DEVNULL, env=env)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    proc.wait(timeout=60)
-    os.close(leader)
-    return b"".join(chunks).decode()
-
-
 def test_calendar_colour_on_a_terminal_only_and_never_with_no_color(repo: Path) -> None:
     """plan --format calendar colours a terminal, not a pipe, and not when NO_COLOR is set;
     the day markers are there either way."""
     args = ["plan", *RANGE, "--format", "calendar", "--automation", "daily"]
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    coloured = _on_terminal(args, repo, env)
+    coloured = invoke_on_terminal(*args, cwd=repo, env=env)
     assert "\x1b[" in coloured and "*" in coloured
-    plain = _on_terminal(args, repo, {**env, "NO_COLOR": "1"})
+    plain = invoke_on_terminal(*args, cwd=repo, env={**env, "NO_COLOR": "1"})
     assert "\x1b[" not in plain and "*" in plain
     piped = subprocess.run([sys.executable, "-m", "flowspec", *args], cwd=repo, capture_output=True, text=True, env=env)
     assert piped.returncode == 0 and "\x1b[" not in piped.stdout and "*" in piped.stdout
