@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import dataclasses
 import gc
 import itertools
 import operator
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -40,8 +39,8 @@ from flowspec import models, timeparse
 from flowspec.calendars import holidays_version
 from flowspec.compiler_prepare import (
     DAY,
-    EMPTY_OVERRIDES,
     MAX_BLOCKED_DAYS,
+    NO_OVERRIDES,
     ExceptionRule,
     Placed,
     Prepared,
@@ -205,52 +204,17 @@ _ORDER = operator.attrgetter("at", "key")
 _combine = datetime.combine
 
 
-class _Built:
-    """Occurrence(...) by its ten fields in order, about three times as fast as the constructor.
-
-    A frozen dataclass's __init__ sets each field through object.__setattr__, which is a third
-    of the compiler's time per occurrence. This class has the very same slots (so the same
-    memory layout) and no frozen __setattr__: its __init__ fills them with plain attribute
-    stores, then makes the object an Occurrence, which it is from then on (frozen, equal to one
-    built by the constructor). `_occurrence_factory` checks that at import and falls back to
-    the constructor if Occurrence's fields ever change.
-    """
-
-    __slots__ = ("key", "status", "at", "local", "moved_from", "moved_by", "reason", "detail", "overrides", "dst")
-
-    def __init__(
-        self, key: str, status: Status, at: datetime, local: datetime, moved_from: datetime | None,
-        moved_by: MovedBy | None, reason: Reason | None, detail: str | None,
-        overrides: Mapping[str, Any], dst: Dst | None,
-    ) -> None:
-        self.key = key
-        self.status = status
-        self.at = at
-        self.local = local
-        self.moved_from = moved_from
-        self.moved_by = moved_by
-        self.reason = reason
-        self.detail = detail
-        self.overrides = overrides
-        self.dst = dst
-        self.__class__ = Occurrence  # type: ignore[assignment]
+# An Occurrence from its ten fields in order, at C speed (see Occurrence): the hot loops call
+# `_tuple_new(Occurrence, (...))` inline, everything else `_new(...)`.
+_tuple_new = tuple.__new__
 
 
-def _occurrence_factory() -> Callable[..., Occurrence]:
-    names = _Built.__slots__
-    if tuple(f.name for f in dataclasses.fields(Occurrence)) != names or getattr(Occurrence, "__slots__", None) != names:
-        return Occurrence
-    values = tuple(f"v{i}" for i in range(len(names)))
-    try:
-        built = _Built(*values)  # type: ignore[arg-type]
-    except TypeError:  # layouts differ after all (a __weakref__ slot, say)
-        return Occurrence
-    if type(built) is not Occurrence or built != Occurrence(*values):  # type: ignore[arg-type]
-        return Occurrence
-    return _Built  # type: ignore[return-value]
-
-
-_new = _occurrence_factory()
+def _new(
+    key: str, status: Status, at: datetime, local: datetime, moved_from: datetime | None,
+    moved_by: MovedBy | None, reason: Reason | None, detail: str | None,
+    overrides: Mapping[str, Any], dst: Dst | None,
+) -> Occurrence:
+    return _tuple_new(Occurrence, (key, status, at, local, moved_from, moved_by, reason, detail, overrides, dst))
 
 
 def _aware_utc(naive: datetime) -> datetime:
@@ -307,9 +271,9 @@ def steps_1_to_4(p: Prepared, lo: datetime, hi: datetime) -> list[Occurrence]:
     # (time, key part, aware local time, time of day as a duration, deferral)
     slots = [(t, tkey, t.replace(tzinfo=tz), _since_midnight(t), _deferral(p, t)) for t, tkey in p.time_keys]
     prefix = p.prefix
-    empty = EMPTY_OVERRIDES
+    empty = NO_OVERRIDES
     combine = _combine
-    new = _new
+    new, occ = _tuple_new, Occurrence
     # Local days strictly inside the bounds need no per-slot bound checks: every wall time of
     # such a day lies between start_date's day and end_date's day, and before `hi`'s day.
     all_in_window = not any(slot[4] for slot in slots)
@@ -328,7 +292,7 @@ def steps_1_to_4(p: Prepared, lo: datetime, hi: datetime) -> list[Occurrence]:
         if off is not None and inner_lo < d < inner_hi:
             if open_day and all_in_window:
                 out += [
-                    new(head + tkey, "scheduled", utc0 + since, combine(d, t_local), None, None, None, None, empty, None)
+                    new(occ, (head + tkey, "scheduled", utc0 + since, combine(d, t_local), None, None, None, None, empty, None))
                     for _, tkey, t_local, since, _ in slots
                 ]
                 continue
@@ -339,19 +303,37 @@ def steps_1_to_4(p: Prepared, lo: datetime, hi: datetime) -> list[Occurrence]:
                 if group is inside:
                     if open_day:
                         out += [
-                            new(head + tkey, "scheduled", utc0 + since, combine(d, t_local), None, None, None, None, empty, None)
+                            new(occ, (head + tkey, "scheduled", utc0 + since, combine(d, t_local), None, None, None, None, empty, None))
+                            for _, tkey, t_local, since, _ in inside
+                        ]
+                        continue
+                    fate = _blocked_day_fate(p, d)
+                    if fate is None:
+                        out += [_place(p, head + tkey, utc0.replace(tzinfo=None) + since, combine(d, t), 0, None) for t, tkey, _, since, _ in inside]
+                    elif isinstance(fate, date):  # every slot moves to the same time on that day
+                        utc1 = combine(fate, _MIDNIGHT_UTC) - zone.day_offset(fate)  # type: ignore[operator]
+                        out += [
+                            new(occ, (head + tkey, "scheduled", utc1 + since, combine(fate, t_local), utc0 + since, "next_allowed", None, None, empty, None))
                             for _, tkey, t_local, since, _ in inside
                         ]
                     else:
-                        out += [_place(p, head + tkey, utc0.replace(tzinfo=None) + since, combine(d, t), 0, None) for t, tkey, _, since, _ in inside]
+                        why, why_detail = fate
+                        out += [
+                            new(occ, (head + tkey, "skipped", utc0 + since, combine(d, t_local), None, None, why, why_detail, empty, None))
+                            for _, tkey, t_local, since, _ in inside
+                        ]
                 elif not group:
                     continue
                 elif skip_outside:
-                    out += [_place(p, head + tkey, utc0.replace(tzinfo=None) + since, combine(d, t), 0, None) for t, tkey, _, since, _ in group]
+                    wtext = window_text(p)
+                    out += [
+                        new(occ, (head + tkey, "skipped", utc0 + since, combine(d, t_local), None, None, "outside_window", wtext, empty, None))
+                        for _, tkey, t_local, since, _ in group
+                    ]
                 else:
                     status, at_, local_, moved_by, reason, detail, dst_ = _deferred(p, _opening(p, opening_day))
                     out += [
-                        new(head + tkey, status, at_, local_, utc0 + since, moved_by, reason, detail, empty, dst_)
+                        new(occ, (head + tkey, status, at_, local_, utc0 + since, moved_by, reason, detail, empty, dst_))
                         for _, tkey, _, since, _ in group
                     ]
             continue
@@ -364,7 +346,7 @@ def steps_1_to_4(p: Prepared, lo: datetime, hi: datetime) -> list[Occurrence]:
             if at >= hi_at or (start_at is not None and at < start_at) or (end_at is not None and at >= end_at):
                 continue
             if in_window and open_day:
-                out.append(new(head + tkey, "scheduled", at, combine(d, t_local), None, None, None, None, empty, None))
+                out.append(new(occ, (head + tkey, "scheduled", at, combine(d, t_local), None, None, None, None, empty, None)))
             else:
                 n = combine(d, t)
                 out.append(_place(p, head + tkey, n - off, n, 0, None))
@@ -372,6 +354,38 @@ def steps_1_to_4(p: Prepared, lo: datetime, hi: datetime) -> list[Occurrence]:
 
 
 _MIDNIGHT_UTC = time(0, tzinfo=UTC)
+
+
+def _blocked_day_fate(p: Prepared, d: date) -> tuple[Reason, str | None] | date | None:
+    """Step 4 for the in-window slots of a local day `d` that a date rule blocks, when it ends
+    the same way for all of them: the (reason, detail) they are skipped with, or the day
+    `next_allowed` moves them all to. None when it depends on the time of day (a blackout range
+    touches a day involved, or a day involved has a DST transition): each slot then takes the
+    general path. `d` itself must have no transition."""
+    rules, zone = p.rules, p.zone
+    assert zone is not None
+    if any(b.first_day <= d <= b.last_day for b in rules.blackouts):
+        return None
+    blocked = rules.block_day(d)
+    if blocked is None:
+        return None
+    if not p.next_allowed:
+        return blocked
+    day = d
+    for _ in range(_FAST_NEXT_ALLOWED_DAYS):
+        day += DAY
+        if zone.day_offset(day) is None:
+            return None
+        if rules.block_day(day) is None:
+            if any(b.first_day <= day <= b.last_day for b in rules.blackouts):
+                return None
+            # On or after end_date's day, some slots would pass the end: the general path.
+            return day if p.end_day is None or day < p.end_day else None
+    return None
+
+
+# A run of blocked days longer than this (a long blackout) takes the general path.
+_FAST_NEXT_ALLOWED_DAYS = 62
 
 
 def _since_midnight(t: time) -> timedelta:
@@ -459,7 +473,7 @@ def _place(
         final = _settle(p, at, local, fold, dst, None)
     status, at_, local_, moved_by, reason, detail, dst_ = final
     moved_from = _aware_utc(at) if moved_by is not None else None
-    return _new(key, status, at_, local_, moved_from, moved_by, reason, detail, EMPTY_OVERRIDES, dst_)
+    return _new(key, status, at_, local_, moved_from, moved_by, reason, detail, NO_OVERRIDES, dst_)
 
 
 def _deferral(p: Prepared, t: time) -> int:
@@ -553,8 +567,11 @@ def _opening(p: Prepared, day: date) -> Resolution:
     # Many slots share one opening (a cron every 10 minutes overnight): resolve each day once.
     r = p.openings.get(day)
     if r is None:
-        assert p.zone is not None
-        r = p.zone.resolve_derived(_combine(day, p.window_start))
+        zone = p.zone
+        assert zone is not None
+        local = _combine(day, p.window_start)
+        off = zone.day_offset(day)
+        r = Resolution(local - off, local, 0, "plain") if off is not None else zone.resolve_derived(local)
         if len(p.openings) > 4096:
             p.openings.clear()
         p.openings[day] = r
@@ -599,7 +616,7 @@ def _occurrence(
         moved_by,
         reason,
         detail,
-        EMPTY_OVERRIDES,
+        NO_OVERRIDES,
         dst,
     )
 
@@ -731,8 +748,7 @@ def _moved(p: Prepared, original: Occurrence, exc: ExceptionRule) -> Occurrence:
     zone = p.zone
     assert zone is not None
     at, local, fold, dst = _target(p, original, exc)
-    return dataclasses.replace(
-        original,
+    return original._replace(
         at=at.replace(tzinfo=UTC),
         local=local.replace(tzinfo=zone.tzinfo, fold=fold),
         moved_from=original.moved_from or original.at,

@@ -27,12 +27,11 @@ from flowspec.calendars import (
 from flowspec.config import Entry
 from flowspec.cron import CronError, parse_cron
 from flowspec.diagnostics import Diagnostic, Location, error, info
-from flowspec.plan import Dst, MovedBy, Occurrence, Reason, Status
+from flowspec.plan import NO_OVERRIDES, Dst, MovedBy, Occurrence, Reason, Status
 from flowspec.recurrence import Recurrence
 from flowspec.suggest import did_you_mean
 from flowspec.tzresolve import Resolution, Zone, get_zone
 
-EMPTY_OVERRIDES: Mapping[str, Any] = MappingProxyType({})
 DAY = timedelta(days=1)
 TICK = timedelta(microseconds=1)
 # How far next_allowed looks for an allowed day, and how far back a range looks for slots that
@@ -73,7 +72,7 @@ class ExceptionRule:
     target: datetime | None = None  # reschedule: naive local target, or...
     target_at: datetime | None = None  # ...an absolute target (naive UTC)
     target_keeps_time: bool = False  # rescheduled_to is a date alone: keep the time of day
-    modified_config: Mapping[str, Any] = field(default_factory=lambda: EMPTY_OVERRIDES)
+    modified_config: Mapping[str, Any] = field(default_factory=lambda: NO_OVERRIDES)
 
 
 @dataclass

@@ -5,7 +5,10 @@
 - every scheduled occurrence satisfies the window, the day rules and the bounds, unless a
   reschedule put it there;
 - adding a blackout date never adds an occurrence;
-- moving `range_from` never changes an occurrence that lies in both ranges.
+- moving `range_from` never changes an occurrence that lies in both ranges, and moving
+  `range_to` never changes one before both ends (the days at a range's edges take the
+  compiler's general per-slot path, the days inside it the per-day fast paths: this compares
+  the two).
 
 The day-rule check uses the `holidays` package directly, not the compiler's calendar module.
 """
@@ -54,11 +57,16 @@ class Sched:
     country: str | None = None
     exceptions: list[str] = field(default_factory=list)
 
+    blackout_range: tuple[datetime, datetime] | None = None  # local, both ends blocked
+
     def yaml(self, extra_blackouts: list[date] | None = None) -> str:
         lines = list(self.lines)
-        blackouts = self.blackouts + (extra_blackouts or [])
+        blackouts = [d.isoformat() for d in self.blackouts + (extra_blackouts or [])]
+        if self.blackout_range is not None:
+            first, last = self.blackout_range
+            blackouts.append(f'{{start: "{first:%Y-%m-%dT%H:%M}", end: "{last:%Y-%m-%dT%H:%M}", reason: range}}')
         if blackouts:
-            lines.append("blackout_dates: [" + ", ".join(d.isoformat() for d in blackouts) + "]")
+            lines.append("blackout_dates: [" + ", ".join(blackouts) + "]")
         return "\n".join(lines)
 
     def exceptions_yaml(self) -> str:
@@ -67,6 +75,13 @@ class Sched:
 
 def _hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+@st.composite
+def blackout_ranges(draw: st.DrawFn, start: date) -> tuple[datetime, datetime]:
+    """A blackout range between two local datetimes up to four days apart."""
+    first = datetime.combine(start, time(0)) + timedelta(minutes=15 * draw(st.integers(0, 40 * 96)))
+    return first, first + timedelta(minutes=15 * draw(st.integers(0, 4 * 96)))
 
 
 @st.composite
@@ -112,6 +127,7 @@ def schedules(draw: st.DrawFn, zones: list[str] | None = None, with_skips: bool 
         s.country = ZONES[zone]
         lines += ["skip_holidays: true", f"holiday_country: {s.country}"]
     lines.append(f"on_blocked_day: {draw(st.sampled_from(['skip', 'next_allowed']))}")
+    s.blackout_range = draw(st.one_of(st.none(), blackout_ranges(start)))
     lines.append(f"dst_gap: {draw(st.sampled_from(['shift_forward', 'skip']))}")
     lines.append(f"dst_overlap: {draw(st.sampled_from(['first', 'last', 'both']))}")
     kinds = ["modify", "skip"] if with_skips else ["modify"]
@@ -149,9 +165,16 @@ def test_keys_unique_and_plan_independent_of_document_order(scheds: list[Sched],
         assert [(o["at"], o["key"]) for o in automation["occurrences"]] == sorted((o["at"], o["key"]) for o in automation["occurrences"])
 
 
-def _blocked(s: Sched, day: date) -> bool:
+def _blocked(s: Sched, local: datetime) -> bool:
+    day = local.date()
     if day in s.blackouts:
         return True
+    if s.blackout_range is not None:
+        # A local time in a gap or fold means what SPEC 1.3 derives: shifted forward, the first.
+        zone = local.tzinfo
+        first, last = (t.replace(tzinfo=zone).astimezone(UTC) for t in s.blackout_range)
+        if first <= local.astimezone(UTC) <= last:
+            return True
     if s.weekend is not None and day.weekday() in s.weekend:
         return True
     if s.country is not None:
@@ -182,7 +205,7 @@ def test_scheduled_occurrences_obey_window_day_rules_and_bounds(s: Sched) -> Non
         # Compared field by field: PEP 495 makes == across tzinfos False inside a fold.
         expected = at.astimezone(zone)
         assert (local.replace(tzinfo=None), local.utcoffset()) == (expected.replace(tzinfo=None), expected.utcoffset())
-        assert not _blocked(s, local.date()), o
+        assert not _blocked(s, local), o
         # A window opening that fell in a DST gap runs shifted, possibly past a short window.
         if s.window is not None and not (o["moved_by"] == "window" and o["dst"] == "gap_shifted"):
             assert _in_window(s, local), o
@@ -228,3 +251,14 @@ def test_moving_range_from_never_changes_shared_occurrences(s: Sched, shift: int
     plan2 = occurrences(s.yaml(), f2.isoformat(), hi, exceptions)
     later = max(f1, f2).astimezone(UTC)
     assert [o for o in plan1 if instant(o["at"]) >= later] == [o for o in plan2 if instant(o["at"]) >= later]
+
+
+@SETTINGS
+@given(s=schedules(), cut=st.integers(0, 90 * 24 * 4))
+def test_moving_range_to_never_changes_occurrences_before_both_ends(s: Sched, cut: int) -> None:
+    """Plans over [f, t1) and [f, t2) agree on every occurrence before min(t1, t2)."""
+    lo, hi = window_from(s)
+    t1 = instant(lo) + timedelta(minutes=15 * cut)
+    whole = occurrences(s.yaml(), lo, hi, s.exceptions_yaml())
+    part = occurrences(s.yaml(), lo, t1.isoformat(), s.exceptions_yaml())
+    assert part == [o for o in whole if instant(o["at"]) < t1]

@@ -6,7 +6,6 @@ import io
 import json
 import textwrap
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,7 @@ def test_same_key_other_time_is_moved_with_the_new_occurrences_why() -> None:
     old = occs("a", YEAR[:5])
     new = list(old)
     o = old[2]
-    new[2] = replace(o, at=o.at + timedelta(days=1), local=o.local + timedelta(days=1),
+    new[2] = o._replace(at=o.at + timedelta(days=1), local=o.local + timedelta(days=1),
                      moved_from=o.at, moved_by="next_allowed")
     changes = diff_occurrences(old, new)
     assert [m.key for m in changes.moved] == [o.key]
@@ -92,8 +91,8 @@ def test_same_time_other_status_reason_or_overrides_is_modified() -> None:
     """Status, reason, detail and overrides changes at the same `at` are listed as modified."""
     old = occs("a", YEAR[:3])
     new = [
-        replace(old[0], status="skipped", reason="holiday", detail="Confraternização Universal"),
-        replace(old[1], overrides={"rate_limit_per_hour": 3000}),
+        old[0]._replace(status="skipped", reason="holiday", detail="Confraternização Universal"),
+        old[1]._replace(overrides={"rate_limit_per_hour": 3000}),
         old[2],
     ]
     changes = diff_occurrences(old, new)
@@ -232,7 +231,7 @@ def test_a_uniform_shift_of_every_occurrence_is_one_line() -> None:
     body = [x for x in text_of(d).splitlines() if x.startswith("    ")]
     assert body == ["    ~ all 52 occurrences move -5h: MON 14:00 → MON 09:00 America/Sao_Paulo, 2026-01-05 … 2026-12-28"]
     old = occs("a", mondays())
-    new = [replace(o, at=o.at + timedelta(hours=2), local=o.local + timedelta(hours=2), moved_by="window",
+    new = [o._replace(at=o.at + timedelta(hours=2), local=o.local + timedelta(hours=2), moved_by="window",
                    moved_from=o.at) for o in old]
     body = [x for x in text_of(diff_plans(plan(auto("a", old)), plan(auto("a", new)))).splitlines() if x.startswith("    ")]
     assert body == ["    ~ all 52 occurrences move +2h (moved_by=window): MON 09:00 → MON 11:00 America/Sao_Paulo, 2026-01-05 … 2026-12-28"]
@@ -258,7 +257,7 @@ def test_no_changes_says_so() -> None:
 def test_json_follows_the_flowspec_diff_v1_contract() -> None:
     """The JSON has format, range, automations with occurrences by kind, config and summary."""
     old = occs("a", YEAR[:2])
-    new = [replace(old[0], status="paused")]
+    new = [old[0]._replace(status="paused")]
     out = io.StringIO()
     diff_json.render(diff_plans(plan(auto("a", old)), plan(auto("a", new))), out)
     data = json.loads(out.getvalue())

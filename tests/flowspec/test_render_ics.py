@@ -73,7 +73,7 @@ def test_special_characters_survive_a_round_trip() -> None:
     """Commas, semicolons, backslashes and non-ASCII in overrides come back exactly."""
     automation = daily_promo()
     odd = {"text": "Olá, mundo; C:\\temp — 50% off " * 3}
-    changed = [dataclasses.replace(o, overrides=odd) if o.slot == "2025-11-03T09:00" else o for o in automation.occurrences]
+    changed = [o._replace(overrides=odd) if o.slot == "2025-11-03T09:00" else o for o in automation.occurrences]
     plan = Plan(sample_plan().range_from, sample_plan().range_to, Inputs("a", "b"), [dataclasses.replace(automation, occurrences=changed)])
     events = {str(e["X-FLOWSPEC-KEY"]): e for e in _events(rendered("ics", plan))}
     description = str(events["acme/daily-promo/2025-11-03T09:00"]["DESCRIPTION"])

@@ -74,7 +74,7 @@ def test_one_changed_occurrence_changes_exactly_one_line() -> None:
     """Widths never depend on other occurrences: a long override changes only its own line."""
     automation = daily_promo()
     changed = [
-        dataclasses.replace(o, overrides={"template": "x" * 80}) if o.slot == "2025-11-03T09:00" else o
+        o._replace(overrides={"template": "x" * 80}) if o.slot == "2025-11-03T09:00" else o
         for o in automation.occurrences
     ]
     before = rendered("text", Plan(sample_plan().range_from, sample_plan().range_to, Inputs("a", "b"), [automation]))
