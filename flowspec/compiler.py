@@ -821,6 +821,7 @@ def _step_6_merge(occurrences: list[Occurrence], times: list[datetime]) -> list[
     out = occurrences
     n = len(occurrences)
     end = -1
+    new, occ = _tuple_new, Occurrence
     # Only the positions where two neighbours share an instant (found at C speed) need a look.
     for i in itertools.compress(range(n - 1), map(operator.eq, times, times[1:])):
         if i < end:
@@ -829,15 +830,19 @@ def _step_6_merge(occurrences: list[Occurrence], times: list[datetime]) -> list[
         end = i + 2
         while end < n and times[end] == at:
             end += 1
-        group = [k for k in range(i, end) if occurrences[k].status == "scheduled"]
-        if len(group) > 1:
-            unmoved = [k for k in group if _not_moved(occurrences[k])]
-            keep = (unmoved or group)[0]  # sorted by key within one instant: the smallest
-            if out is occurrences:
-                out = list(occurrences)
-            for k in group:
-                if k != keep:
-                    out[k] = _evolve(occurrences[k], "skipped", "merged", occurrences[keep].key)
+        members = occurrences[i:end]
+        scheduled = [o for o in members if o.status == "scheduled"]
+        if len(scheduled) < 2:
+            continue
+        # Sorted by key within one instant: the first unmoved one, else the smallest key.
+        keep = next((o for o in scheduled if _not_moved(o)), scheduled[0])
+        if out is occurrences:
+            out = list(occurrences)
+        out[i:end] = [
+            o if o.status != "scheduled" or o is keep
+            else new(occ, (o.key, "skipped", o.at, o.local, o.moved_from, o.moved_by, "merged", keep.key, o.overrides, o.dst))
+            for o in members
+        ]
     return out
 
 
