@@ -163,8 +163,11 @@ def test_a_task_delivered_twice_never_sends_twice(db_url: str, tmp_path: Path, a
         t.start()
     for t in threads:
         t.join()
+    assert len(results) == 3 and sum(r.sent for r in results) > 0
+    # On a loaded machine a send can time out and be retried later, after the three passes:
+    # the rest is drained, and still every contact has exactly one message.
+    run.drain()
     run.engine.close()
-    assert sum(r.sent for r in results) == 240
     assert len(api.messages) == 240 and not api.duplicates()
     assert len({m.to for m in api.messages}) == 240
     assert run.execution()["status"] == "finished"
