@@ -3,7 +3,9 @@
 On PostgreSQL each write is ONE statement over arrays (`unnest`), with a constant number of
 parameters: a per-row executemany costs the server a statement execution per row (planning,
 locking, a round of the protocol) and the client a query send per row, which measured as the
-largest cost of a send at scale. SQLite runs in-process, where the driver's `executemany` is a
+largest cost of a send at scale. The arrays travel in binary (`%(x)b`): psycopg's text-format
+array dumper quotes every element with a regular expression, 17 µs per 10-column row against
+4 µs in binary (measured), which was a fifth of a worker's CPU per message. SQLite runs in-process, where the driver's `executemany` is a
 C loop over one prepared statement; the statements go to it directly with tuples, because
 SQLAlchemy's per-row parameter processing cost more than the database work itself (~40 µs per
 message). Times are then written in SQLAlchemy's own SQLite format (`_sqlite_ts`), so every
@@ -48,9 +50,9 @@ UPDATE recipients AS r SET
     status = v.status, current_node = v.node, step = v.step, next_attempt_at = v.next,
     error_code = v.code, error = v.err, message_id = COALESCE(v.mid, r.message_id),
     lease_owner = NULL, lease_until = NULL, updated_at = v.t
-FROM unnest(%(rid)s::bigint[], %(tok)s::text[], %(status)s::text[], %(node)s::text[],
-            %(step)s::int[], %(next)s::timestamptz[], %(code)s::text[], %(err)s::text[],
-            %(mid)s::text[], %(t)s::timestamptz[])
+FROM unnest(%(rid)b::bigint[], %(tok)b::text[], %(status)b::text[], %(node)b::text[],
+            %(step)b::int[], %(next)b::timestamptz[], %(code)b::text[], %(err)b::text[],
+            %(mid)b::text[], %(t)b::timestamptz[])
      AS v(rid, tok, status, node, step, next, code, err, mid, t)
 WHERE r.id = v.rid AND r.lease_owner = v.tok
 """
@@ -89,9 +91,9 @@ _PG_MESSAGES = """
 UPDATE messages AS m SET
     status = v.status, message_id = v.mid, error_code = v.code, error = v.err,
     sent_at = v.sent, failed_at = v.failed, updated_at = v.t
-FROM unnest(%(rid)s::bigint[], %(step)s::int[], %(att)s::int[], %(status)s::text[],
-            %(mid)s::text[], %(code)s::text[], %(err)s::text[], %(sent)s::timestamptz[],
-            %(failed)s::timestamptz[], %(t)s::timestamptz[])
+FROM unnest(%(rid)b::bigint[], %(step)b::int[], %(att)b::int[], %(status)b::text[],
+            %(mid)b::text[], %(code)b::text[], %(err)b::text[], %(sent)b::timestamptz[],
+            %(failed)b::timestamptz[], %(t)b::timestamptz[])
      AS v(rid, step, att, status, mid, code, err, sent, failed, t)
 WHERE m.recipient_id = v.rid AND m.step = v.step AND m.status = 'sending' AND m.attempts = v.att
 """
@@ -128,8 +130,8 @@ _PG_START = """
 INSERT INTO messages (organization, recipient_id, step, node, channel, conversation_id,
                       status, attempts, created_at, updated_at)
 SELECT v.org, v.rid, v.step, v.node, v.channel, v.conv, 'sending', 1, v.t, v.t
-FROM unnest(%(org)s::text[], %(rid)s::bigint[], %(step)s::int[], %(node)s::text[],
-            %(channel)s::text[], %(conv)s::bigint[], %(t)s::timestamptz[])
+FROM unnest(%(org)b::text[], %(rid)b::bigint[], %(step)b::int[], %(node)b::text[],
+            %(channel)b::text[], %(conv)b::bigint[], %(t)b::timestamptz[])
      AS v(org, rid, step, node, channel, conv, t)
 ON CONFLICT (recipient_id, step) DO UPDATE SET
     status = 'sending', attempts = messages.attempts + 1, error_code = NULL, error = NULL,
@@ -183,8 +185,8 @@ def start_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int
 # --------------------------------------------------------------------------- unsent
 
 _PG_UNSTART = """
-WITH v AS (SELECT * FROM unnest(%(rid)s::bigint[], %(step)s::int[], %(att)s::int[],
-                                %(tok)s::text[], %(t)s::timestamptz[])
+WITH v AS (SELECT * FROM unnest(%(rid)b::bigint[], %(step)b::int[], %(att)b::int[],
+                                %(tok)b::text[], %(t)b::timestamptz[])
            AS v(rid, step, att, tok, t)),
 gone AS (DELETE FROM messages m USING v
          WHERE m.recipient_id = v.rid AND m.step = v.step AND m.status = 'sending'
