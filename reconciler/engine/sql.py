@@ -1,4 +1,5 @@
-"""Small SQL helpers shared by the engine modules: dialect inserts, row locks, chunking."""
+"""Small SQL helpers shared by the engine modules: dialect inserts, row locks, id lists,
+chunking."""
 
 from __future__ import annotations
 
@@ -28,6 +29,18 @@ def for_update(conn: Connection, query: sa.Select[Any], *, skip_locked: bool = F
     if conn.dialect.name == "postgresql":
         return query.with_for_update(skip_locked=skip_locked)
     return query
+
+
+def among(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+    """`column IN values`. On PostgreSQL as `column = ANY(:array)`: one parameter whatever the
+    batch size, so the statement text is the same every time and both SQLAlchemy and psycopg
+    reuse it (an expanding IN of 500 ids re-rendered and re-parsed the query per batch: a
+    tenth of a worker's CPU, measured)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

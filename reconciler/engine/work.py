@@ -56,7 +56,7 @@ from reconciler.engine.context import ChannelFactory, EngineContext
 from reconciler.engine.fanin import finish_if_done
 from reconciler.engine.limits import Bucket, Reservation, admit_daily
 from reconciler.engine.runplan import RunPlan
-from reconciler.engine.sql import for_update
+from reconciler.engine.sql import among, for_update
 from reconciler.models import (
     contacts,
     conversations,
@@ -537,7 +537,7 @@ class _Pass:
                 bulk.update_recipients(conn, outcomes)
             mine = set(conn.execute(
                 recipients.update()
-                .where(r.id.in_(list(by_id)), r.lease_owner == token,
+                .where(among(conn, r.id, list(by_id)), r.lease_owner == token,
                        r.status.in_(st.R_CLAIMABLE))
                 .values(status=st.R_SENDING, lease_until=t + self.lease,
                         attempts=r.attempts + 1, updated_at=t)
@@ -548,7 +548,7 @@ class _Pass:
                 # not sent, lease given back.
                 conn.execute(
                     recipients.update()
-                    .where(r.id.in_([i for i in by_id if i not in mine]),
+                    .where(among(conn, r.id, [i for i in by_id if i not in mine]),
                            r.lease_owner == token)
                     .values(lease_owner=None, lease_until=None, updated_at=t)
                 )
@@ -699,7 +699,7 @@ def _load_contacts(
         sa.select(c.id, c.phone, c.tags, c.opted_out, c.attributes, v.id.label("conversation_id"))
         .select_from(contacts.outerjoin(conversations, sa.and_(
             v.organization == c.organization, v.channel == channel, v.contact_id == c.id)))
-        .where(c.organization == organization, c.id.in_(list(ids)))
+        .where(c.organization == organization, among(conn, c.id, ids))
     )
     return {
         row.id: ({"id": row.id, "phone": row.phone, "tags": list(row.tags or []),
