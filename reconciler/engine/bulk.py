@@ -167,7 +167,7 @@ def start_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int
             "channel": _col(rows, "channel"), "conv": _col(rows, "conversation_id"),
             "t": _col(rows, "created_at"),
         })
-        return {int(rid): int(attempts) for rid, attempts in result}
+        return {int(rid): int(attempts) for rid, attempts in result.all()}  # one fetchall
     started: dict[int, int] = {}
     for lo in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
         part = rows[lo:lo + _SQLITE_ROWS_PER_INSERT]

@@ -542,7 +542,7 @@ class _Pass:
                 .values(status=st.R_SENDING, lease_until=t + self.lease,
                         attempts=r.attempts + 1, updated_at=t)
                 .returning(r.id)
-            ).scalars())
+            ).scalars().all())
             if len(mine) < len(by_id):
                 # Became terminal since the claim (a webhook said its last message failed):
                 # not sent, lease given back.
@@ -700,7 +700,7 @@ def _load_contacts(
         .select_from(contacts.outerjoin(conversations, sa.and_(
             v.organization == c.organization, v.channel == channel, v.contact_id == c.id)))
         .where(c.organization == organization, among(conn, c.id, ids))
-    )
+    ).all()  # fetchall: iterating the result fetches row by row, 3x the cost per contact
     return {
         row.id: ({"id": row.id, "phone": row.phone, "tags": list(row.tags or []),
                   "opted_out": bool(row.opted_out), "attributes": dict(row.attributes or {})},
