@@ -234,13 +234,17 @@ class DayRules:
         """Whether no rule blocks any time of `day` (blackout ranges with times included)."""
         if self.block_day(day) is not None:
             return False
-        return not any(b.first_day <= day <= b.last_day for b in self.blackouts)
+        return not self.range_touches(day)
+
+    def range_touches(self, day: date) -> bool:
+        """Whether a blackout range (which may block only some times) touches local `day`."""
+        return any(b.first_day <= day <= b.last_day for b in self.blackouts)
 
     def may_block_day(self, day: date) -> bool:
         """Whether any rule could block some time of `day` (conservative: ranges by date)."""
         if day in self.blackout_dates or day.weekday() in self.weekend:
             return True
-        if any(b.first_day <= day <= b.last_day for b in self.blackouts):
+        if self.range_touches(day):
             return True
         return self.holidays is not None and self.holidays.name(day) is not None
 

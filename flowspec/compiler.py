@@ -33,7 +33,7 @@ import operator
 from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from flowspec import models, timeparse
 from flowspec.calendars import holidays_version
@@ -310,10 +310,10 @@ def steps_1_to_4(p: Prepared, lo: datetime, hi: datetime) -> list[Occurrence]:
                     fate = _blocked_day_fate(p, d)
                     if fate is None:
                         out += [_place(p, head + tkey, utc0.replace(tzinfo=None) + since, combine(d, t), 0, None) for t, tkey, _, since, _ in inside]
-                    elif isinstance(fate, date):  # every slot moves to the same time on that day
-                        utc1 = combine(fate, _MIDNIGHT_UTC) - zone.day_offset(fate)  # type: ignore[operator]
+                    elif isinstance(fate, _Moved):  # every slot moves to the same time on that day
+                        utc1, day1 = fate.utc0, fate.day
                         out += [
-                            new(occ, (head + tkey, "scheduled", utc1 + since, combine(fate, t_local), utc0 + since, "next_allowed", None, None, empty, None))
+                            new(occ, (head + tkey, "scheduled", utc1 + since, combine(day1, t_local), utc0 + since, "next_allowed", None, None, empty, None))
                             for _, tkey, t_local, since, _ in inside
                         ]
                     else:
@@ -356,7 +356,12 @@ def steps_1_to_4(p: Prepared, lo: datetime, hi: datetime) -> list[Occurrence]:
 _MIDNIGHT_UTC = time(0, tzinfo=UTC)
 
 
-def _blocked_day_fate(p: Prepared, d: date) -> tuple[Reason, str | None] | date | None:
+class _Moved(NamedTuple):
+    day: date  # the local day next_allowed moves a blocked day's slots to
+    utc0: datetime  # the instant of that day's 00:00 local (aware UTC)
+
+
+def _blocked_day_fate(p: Prepared, d: date) -> tuple[Reason, str | None] | _Moved | None:
     """Step 4 for the in-window slots of a local day `d` that a date rule blocks, when it ends
     the same way for all of them: the (reason, detail) they are skipped with, or the day
     `next_allowed` moves them all to. None when it depends on the time of day (a blackout range
@@ -364,7 +369,7 @@ def _blocked_day_fate(p: Prepared, d: date) -> tuple[Reason, str | None] | date 
     general path. `d` itself must have no transition."""
     rules, zone = p.rules, p.zone
     assert zone is not None
-    if any(b.first_day <= d <= b.last_day for b in rules.blackouts):
+    if rules.range_touches(d):
         return None
     blocked = rules.block_day(d)
     if blocked is None:
@@ -374,13 +379,14 @@ def _blocked_day_fate(p: Prepared, d: date) -> tuple[Reason, str | None] | date 
     day = d
     for _ in range(_FAST_NEXT_ALLOWED_DAYS):
         day += DAY
-        if zone.day_offset(day) is None:
+        off = zone.day_offset(day)
+        if off is None:
             return None
         if rules.block_day(day) is None:
-            if any(b.first_day <= day <= b.last_day for b in rules.blackouts):
-                return None
             # On or after end_date's day, some slots would pass the end: the general path.
-            return day if p.end_day is None or day < p.end_day else None
+            if rules.range_touches(day) or (p.end_day is not None and day >= p.end_day):
+                return None
+            return _Moved(day, _combine(day, _MIDNIGHT_UTC) - off)
     return None
 
 

@@ -161,13 +161,8 @@ def plan(
     start, end = resolve_range(range_from, range_to, days, count, clock)
 
     sources = [str(p) for p in paths] or [default_path()]
-    config = load_config(sources)
-    diagnostics = validation(config, now=clock, roots=[Path(p) for p in sources])
-    for diagnostic in diagnostics:
-        click.echo(diagnostic.render(), err=True)
-    if has_errors(diagnostics):
-        errors = sum(1 for d in diagnostics if d.is_error)
-        click.echo(f"error: {errors} error(s) in the config; fix them and run plan again", err=True)
+    config = load_checked(sources, now=clock, refusal="fix them and run plan again")
+    if config is None:
         return 1
 
     names = select_automations(config, automations)
@@ -218,6 +213,20 @@ def resolve_range(
             f"the range is empty: --to {format_utc(end)} is not after --from {format_utc(start)}"
         )
     return start, end
+
+
+def load_checked(sources: Sequence[str], *, now: datetime, refusal: str) -> Config | None:
+    """The config roots loaded and validated, every diagnostic printed to stderr; None, after a
+    line counting the errors and ending with `refusal`, when there are errors."""
+    config = load_config(list(sources))
+    diagnostics = validation(config, now=now, roots=[Path(s) for s in sources])
+    for diagnostic in diagnostics:
+        click.echo(diagnostic.render(), err=True)
+    if has_errors(diagnostics):
+        errors = sum(1 for d in diagnostics if d.is_error)
+        click.echo(f"error: {errors} error(s) in the config; {refusal}", err=True)
+        return None
+    return config
 
 
 def validation(config: Config, *, now: datetime, roots: Sequence[Path]) -> list[Diagnostic]:

@@ -16,8 +16,7 @@ from typing import Any
 import click
 
 from flowspec.commands.params import Duration, Instant
-from flowspec.config import Config, Entry, load_config
-from flowspec.diagnostics import has_errors
+from flowspec.config import Config, Entry
 from flowspec.plan import Occurrence, format_utc
 from flowspec.timeparse import format_duration
 from reconciler import apply as core
@@ -84,7 +83,7 @@ def apply(
       flowspec apply --dry-run                         what would change
       flowspec apply --db postgresql://app@db/flowspec --horizon 14d
     """
-    from flowspec.commands.plan import default_path, validation
+    from flowspec.commands.plan import default_path, load_checked
 
     if exit_code and not dry_run:
         raise click.UsageError("--exit-code reports pending changes, so it goes with --dry-run")
@@ -93,14 +92,9 @@ def apply(
     horizon_end = clock + horizon
     sources = [str(p) for p in paths] or [default_path()]
 
-    config = load_config(sources)
-    diagnostics = validation(config, now=clock, roots=[Path(s) for s in sources])
-    for diagnostic in diagnostics:
-        click.echo(diagnostic.render(), err=True)
-    if has_errors(diagnostics):
-        errors = sum(1 for d in diagnostics if d.is_error)
-        # Invalid files never reach the database: no revision is recorded for them.
-        click.echo(f"error: {errors} error(s) in the config; nothing was applied", err=True)
+    # Invalid files never reach the database: no revision is recorded for them.
+    config = load_checked(sources, now=clock, refusal="nothing was applied")
+    if config is None:
         return 1
 
     from flowspec.compiler import plan_inputs
