@@ -92,11 +92,13 @@ def apply_args(root: Path, url: str, *extra: str, now: str = NOW, horizon: str =
     return ["apply", str(root), "--db", url, "--now", now, "--horizon", horizon, *extra]
 
 
-def read(url: str, query: str, **params: Any) -> list[dict[str, Any]]:
+def read(url: str, query: str | sa.Select[Any], **params: Any) -> list[dict[str, Any]]:
+    """Rows of a query (SQL text or a SQLAlchemy select) as dicts, on a fresh engine."""
     engine = dbmod.create_engine(url)
     try:
         with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(sa.text(query), params)]
+            statement = sa.text(query) if isinstance(query, str) else query
+            return [dict(r._mapping) for r in conn.execute(statement, params)]
     finally:
         engine.dispose()
 
@@ -114,36 +116,19 @@ def occurrences(url: str) -> list[dict[str, Any]]:
     """Every occurrence row, by key, with times as aware UTC datetimes."""
     from reconciler.models import occurrences as table
 
-    engine = dbmod.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.select(table).order_by(table.c.organization, table.c.key))
-            return [dict(r._mapping) for r in rows]
-    finally:
-        engine.dispose()
+    return read(url, sa.select(table).order_by(table.c.organization, table.c.key))
 
 
 def automations(url: str) -> list[dict[str, Any]]:
     from reconciler.models import automations as table
 
-    engine = dbmod.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.select(table).order_by(table.c.organization, table.c.name))
-            return [dict(r._mapping) for r in rows]
-    finally:
-        engine.dispose()
+    return read(url, sa.select(table).order_by(table.c.organization, table.c.name))
 
 
 def revisions(url: str) -> list[dict[str, Any]]:
     from reconciler.models import revisions as table
 
-    engine = dbmod.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(sa.select(table).order_by(table.c.id))]
-    finally:
-        engine.dispose()
+    return read(url, sa.select(table).order_by(table.c.id))
 
 
 def live(url: str) -> dict[str, tuple[datetime, str]]:
