@@ -33,6 +33,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -289,9 +290,12 @@ class Recipient(Base):
         ),
         UniqueConstraint("execution_id", "contact_id"),
         Index(None, "organization", "execution_id", "status"),
-        # The engine's claim and next-wakeup queries; terminal rows have no next_attempt_at.
-        Index(None, "execution_id", "next_attempt_at"),
-        Index(None, "lease_until"),  # the sweep's expired leases (0003)
+        # The engine's take (in this order) and next-wakeup queries; terminal rows have no
+        # next_attempt_at (0004).
+        Index(None, "execution_id", "next_attempt_at", "id"),
+        # The sweep's expired leases; only leased rows are in it (0004).
+        Index(None, "lease_until", postgresql_where=text("lease_owner IS NOT NULL"),
+              sqlite_where=text("lease_owner IS NOT NULL")),
     )
 
 
@@ -328,9 +332,11 @@ MESSAGE_STATUSES = ("sending", "sent", "delivered", "read", "failed")
 class Message(Base):
     """One flow step's send to one recipient (docs/engine.md, "Sending guarantee").
 
-    The row is inserted as `sending` before the HTTP call, so `(recipient_id, step)` being unique
-    is what stops a second worker from starting the same step; `message_id` (the wamid) is set
-    when the API accepted it, and status webhooks find the row by it.
+    Written once the send was made, with the recipient's result and only while the worker's
+    lease on the recipient held (the recipient's `sending` is the guard before the call);
+    `(recipient_id, step)` is unique and a retry of the step reuses the row. `message_id` (the
+    wamid) is set when the API accepted it, and status webhooks find the row by it. `sending`
+    is only found in rows written by versions before 0004.
     """
 
     __tablename__ = "messages"

@@ -11,8 +11,9 @@ SQLAlchemy's per-row parameter processing cost more than the database work itsel
 message). Times are then written in SQLAlchemy's own SQLite format (`_sqlite_ts`), so every
 other reader and comparison sees the same text.
 
-Every write is fenced exactly as docs/engine.md says: recipients by `lease_owner`, messages by
-`status = 'sending'` and their attempt number.
+Every recipient write is fenced by `lease_owner` (docs/engine.md): NULL for the rows a take
+holds locked, the batch's token for a result; a message row is written only for a recipient
+whose fence held, in the same statement or transaction.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-# Row dicts use these keys (shared with reconciler.engine.work):
-#   recipients: rid tok b_status b_node b_step b_next b_code b_err b_mid b_t
-#   messages (result): rid b_step b_attempt b_status b_mid b_code b_err b_sent b_failed b_t
-#   messages (guard): organization recipient_id step node channel conversation_id status
-#                     attempts created_at updated_at
+# Row dicts use these keys (shared with reconciler.engine.work and sweep):
+#   recipients: rid fence b_status b_node b_step b_next b_code b_err b_mid b_owner b_until b_att b_t
+#   messages:   org rid step node channel conv status att mid code err sent failed t0 t
 
 
 def _pg(conn: Connection) -> bool:
@@ -45,186 +44,153 @@ def _sqlite_ts(t: datetime | None) -> str | None:
 
 # --------------------------------------------------------------------------- recipients
 
-_PG_RECIPIENTS = """
+_PG_RECIPIENT_VALUES = """
+SELECT * FROM unnest(%(rid)b::bigint[], %(fence)b::text[], %(status)b::text[], %(node)b::text[],
+                     %(step)b::int[], %(next)b::timestamptz[], %(code)b::text[], %(err)b::text[],
+                     %(mid)b::text[], %(owner)b::text[], %(until)b::timestamptz[],
+                     %(att)b::int[], %(t)b::timestamptz[])
+    AS v(rid, fence, status, node, step, next, code, err, mid, owner, until, att, t)
+"""
+
+_PG_RECIPIENT_SET = """
 UPDATE recipients AS r SET
     status = v.status, current_node = v.node, step = v.step, next_attempt_at = v.next,
     error_code = v.code, error = v.err, message_id = COALESCE(v.mid, r.message_id),
-    lease_owner = NULL, lease_until = NULL, updated_at = v.t
-FROM unnest(%(rid)b::bigint[], %(tok)b::text[], %(status)b::text[], %(node)b::text[],
-            %(step)b::int[], %(next)b::timestamptz[], %(code)b::text[], %(err)b::text[],
-            %(mid)b::text[], %(t)b::timestamptz[])
-     AS v(rid, tok, status, node, step, next, code, err, mid, t)
-WHERE r.id = v.rid AND r.lease_owner = v.tok
+    lease_owner = v.owner, lease_until = v.until, attempts = v.att, updated_at = v.t
+FROM v WHERE r.id = v.rid AND r.lease_owner IS NOT DISTINCT FROM v.fence
 """
 
+_PG_RECIPIENTS = f"WITH v AS ({_PG_RECIPIENT_VALUES}) {_PG_RECIPIENT_SET}"
 
 _SQLITE_RECIPIENTS = """
 UPDATE recipients SET status = ?, current_node = ?, step = ?, next_attempt_at = ?,
-    error_code = ?, error = ?, message_id = COALESCE(?, message_id), lease_owner = NULL,
-    lease_until = NULL, updated_at = ?
-WHERE id = ? AND lease_owner = ?
+    error_code = ?, error = ?, message_id = COALESCE(?, message_id), lease_owner = ?,
+    lease_until = ?, attempts = ?, updated_at = ?
+WHERE id = ? AND lease_owner IS ?
 """
+
+
+def _recipient_params(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {
+        "rid": _col(rows, "rid"), "fence": _col(rows, "fence"), "status": _col(rows, "b_status"),
+        "node": _col(rows, "b_node"), "step": _col(rows, "b_step"), "next": _col(rows, "b_next"),
+        "code": _col(rows, "b_code"), "err": _col(rows, "b_err"), "mid": _col(rows, "b_mid"),
+        "owner": _col(rows, "b_owner"), "until": _col(rows, "b_until"),
+        "att": _col(rows, "b_att"), "t": _col(rows, "b_t"),
+    }
 
 
 def update_recipients(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """A recipient's new state after its claim, lease released; only while the lease is ours."""
-    if not rows:
-        return
-    if not _pg(conn):
-        conn.exec_driver_sql(_SQLITE_RECIPIENTS, [
-            (r["b_status"], r["b_node"], r["b_step"], _sqlite_ts(r["b_next"]), r["b_code"],
-             r["b_err"], r["b_mid"], _sqlite_ts(r["b_t"]), r["rid"], r["tok"])
-            for r in rows
-        ])
-        return
-    conn.exec_driver_sql(_PG_RECIPIENTS, {
-        "rid": _col(rows, "rid"), "tok": _col(rows, "tok"), "status": _col(rows, "b_status"),
-        "node": _col(rows, "b_node"), "step": _col(rows, "b_step"),
-        "next": _col(rows, "b_next"), "code": _col(rows, "b_code"), "err": _col(rows, "b_err"),
-        "mid": _col(rows, "b_mid"), "t": _col(rows, "b_t"),
-    })
-
-
-# --------------------------------------------------------------------------- message results
-
-_PG_MESSAGES = """
-UPDATE messages AS m SET
-    status = v.status, message_id = v.mid, error_code = v.code, error = v.err,
-    sent_at = v.sent, failed_at = v.failed, updated_at = v.t
-FROM unnest(%(rid)b::bigint[], %(step)b::int[], %(att)b::int[], %(status)b::text[],
-            %(mid)b::text[], %(code)b::text[], %(err)b::text[], %(sent)b::timestamptz[],
-            %(failed)b::timestamptz[], %(t)b::timestamptz[])
-     AS v(rid, step, att, status, mid, code, err, sent, failed, t)
-WHERE m.recipient_id = v.rid AND m.step = v.step AND m.status = 'sending' AND m.attempts = v.att
-"""
-
-_SQLITE_MESSAGES = """
-UPDATE messages SET status = ?, message_id = ?, error_code = ?, error = ?, sent_at = ?,
-    failed_at = ?, updated_at = ?
-WHERE recipient_id = ? AND step = ? AND status = 'sending' AND attempts = ?
-"""
-
-def update_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Results of sends: only a row still `sending` at the attempt that was made."""
-    if not rows:
-        return
-    if not _pg(conn):
-        conn.exec_driver_sql(_SQLITE_MESSAGES, [
-            (r["b_status"], r["b_mid"], r["b_code"], r["b_err"], _sqlite_ts(r["b_sent"]),
-             _sqlite_ts(r["b_failed"]), _sqlite_ts(r["b_t"]), r["rid"], r["b_step"],
-             r["b_attempt"])
-            for r in rows
-        ])
-        return
-    conn.exec_driver_sql(_PG_MESSAGES, {
-        "rid": _col(rows, "rid"), "step": _col(rows, "b_step"), "att": _col(rows, "b_attempt"),
-        "status": _col(rows, "b_status"), "mid": _col(rows, "b_mid"),
-        "code": _col(rows, "b_code"), "err": _col(rows, "b_err"), "sent": _col(rows, "b_sent"),
-        "failed": _col(rows, "b_failed"), "t": _col(rows, "b_t"),
-    })
-
-
-# --------------------------------------------------------------------------- message guard
-
-_PG_START = """
-INSERT INTO messages (organization, recipient_id, step, node, channel, conversation_id,
-                      status, attempts, created_at, updated_at)
-SELECT v.org, v.rid, v.step, v.node, v.channel, v.conv, 'sending', 1, v.t, v.t
-FROM unnest(%(org)b::text[], %(rid)b::bigint[], %(step)b::int[], %(node)b::text[],
-            %(channel)b::text[], %(conv)b::bigint[], %(t)b::timestamptz[])
-     AS v(org, rid, step, node, channel, conv, t)
-ON CONFLICT (recipient_id, step) DO UPDATE SET
-    status = 'sending', attempts = messages.attempts + 1, error_code = NULL, error = NULL,
-    failed_at = NULL, node = EXCLUDED.node, updated_at = EXCLUDED.updated_at
-WHERE messages.status = 'failed'
-RETURNING recipient_id, attempts
-"""
-
-
-_SQLITE_ROWS_PER_INSERT = 500  # 8 parameters a row: far below SQLite's 32,766
-_SQLITE_START = """
-INSERT INTO messages (organization, recipient_id, step, node, channel, conversation_id,
-                      status, attempts, created_at, updated_at)
-VALUES {values}
-ON CONFLICT (recipient_id, step) DO UPDATE SET
-    status = 'sending', attempts = messages.attempts + 1, error_code = NULL, error = NULL,
-    failed_at = NULL, node = excluded.node, updated_at = excluded.updated_at
-WHERE messages.status = 'failed'
-RETURNING recipient_id, attempts
-"""
-
-
-def start_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int, int]:
-    """Insert each step's message row as `sending` (or restart a `failed` one); the attempt
-    number of each row that may now be sent, by recipient id. A row already `sending` or
-    accepted is left alone and absent from the result: that step is never sent twice."""
-    if not rows:
-        return {}
-    if _pg(conn):
-        result = conn.exec_driver_sql(_PG_START, {
-            "org": _col(rows, "organization"), "rid": _col(rows, "recipient_id"),
-            "step": _col(rows, "step"), "node": _col(rows, "node"),
-            "channel": _col(rows, "channel"), "conv": _col(rows, "conversation_id"),
-            "t": _col(rows, "created_at"),
-        })
-        return {int(rid): int(attempts) for rid, attempts in result.all()}  # one fetchall
-    started: dict[int, int] = {}
-    for lo in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
-        part = rows[lo:lo + _SQLITE_ROWS_PER_INSERT]
-        params: list[Any] = []
-        for r in part:
-            t = _sqlite_ts(r["created_at"])
-            params += [r["organization"], r["recipient_id"], r["step"], r["node"], r["channel"],
-                       r["conversation_id"], t, t]
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, 'sending', 1, ?, ?)"] * len(part))
-        result = conn.exec_driver_sql(_SQLITE_START.format(values=values), tuple(params))
-        started.update((int(rid), int(attempts)) for rid, attempts in result)
-    return started
-
-
-# --------------------------------------------------------------------------- unsent
-
-_PG_UNSTART = """
-WITH v AS (SELECT * FROM unnest(%(rid)b::bigint[], %(step)b::int[], %(att)b::int[],
-                                %(tok)b::text[], %(t)b::timestamptz[])
-           AS v(rid, step, att, tok, t)),
-gone AS (DELETE FROM messages m USING v
-         WHERE m.recipient_id = v.rid AND m.step = v.step AND m.status = 'sending'
-           AND m.attempts = v.att AND v.att = 1),
-back AS (UPDATE messages m SET status = 'failed', attempts = m.attempts - 1,
-                error_code = 'slot_missed', failed_at = v.t, updated_at = v.t
-         FROM v WHERE m.recipient_id = v.rid AND m.step = v.step AND m.status = 'sending'
-           AND m.attempts = v.att AND v.att > 1)
-UPDATE recipients r SET attempts = r.attempts - 1 FROM v
-WHERE r.id = v.rid AND r.lease_owner = v.tok
-"""
-
-
-def unstart(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Undo the guard of sends that never left (their rate slot was missed): the message row
-    goes (or, for a retry, returns to `failed` with its attempt count), so a send counts as an
-    attempt only when it was made. Rows: rid b_step b_attempt tok b_t."""
+    """Each recipient's new state, only where `lease_owner` is still the row's `fence`."""
     if not rows:
         return
     if _pg(conn):
-        conn.exec_driver_sql(_PG_UNSTART, {
-            "rid": _col(rows, "rid"), "step": _col(rows, "b_step"),
-            "att": _col(rows, "b_attempt"), "tok": _col(rows, "tok"), "t": _col(rows, "b_t"),
-        })
+        conn.exec_driver_sql(_PG_RECIPIENTS, _recipient_params(rows))
         return
-    conn.exec_driver_sql(
-        "DELETE FROM messages WHERE recipient_id = ? AND step = ? AND status = 'sending' "
-        "AND attempts = ? AND attempts = 1",
-        [(r["rid"], r["b_step"], r["b_attempt"]) for r in rows],
-    )
-    conn.exec_driver_sql(
-        "UPDATE messages SET status = 'failed', attempts = attempts - 1, "
-        "error_code = 'slot_missed', failed_at = ?, updated_at = ? WHERE recipient_id = ? "
-        "AND step = ? AND status = 'sending' AND attempts = ? AND attempts > 1",
-        [(_sqlite_ts(r["b_t"]), _sqlite_ts(r["b_t"]), r["rid"], r["b_step"], r["b_attempt"])
-         for r in rows],
-    )
-    conn.exec_driver_sql(
-        "UPDATE recipients SET attempts = attempts - 1 WHERE id = ? AND lease_owner = ?",
-        [(r["rid"], r["tok"]) for r in rows],
-    )
+    conn.exec_driver_sql(_SQLITE_RECIPIENTS, [
+        (r["b_status"], r["b_node"], r["b_step"], _sqlite_ts(r["b_next"]), r["b_code"],
+         r["b_err"], r["b_mid"], r["b_owner"], _sqlite_ts(r["b_until"]), r["b_att"],
+         _sqlite_ts(r["b_t"]), r["rid"], r["fence"])
+        for r in rows
+    ])
+
+
+# --------------------------------------------------------------------------- messages
+
+# A step's row is written once its send was made; a retry of a step reuses the row of its
+# failed attempt (attempt count carried by the caller). An accepted row is never overwritten.
+_MESSAGE_COLUMNS = """organization, recipient_id, step, node, channel, conversation_id, status,
+    attempts, message_id, error_code, error, sent_at, failed_at, created_at, updated_at"""
+_MESSAGE_CONFLICT = """
+ON CONFLICT (recipient_id, step) DO UPDATE SET
+    status = excluded.status, attempts = excluded.attempts, message_id = excluded.message_id,
+    error_code = excluded.error_code, error = excluded.error, sent_at = excluded.sent_at,
+    failed_at = excluded.failed_at, node = excluded.node, updated_at = excluded.updated_at
+WHERE messages.status IN ('sending', 'failed')
+"""
+
+_PG_MESSAGE_VALUES = """
+SELECT * FROM unnest(%(m_org)b::text[], %(m_rid)b::bigint[], %(m_step)b::int[],
+                     %(m_node)b::text[], %(m_channel)b::text[], %(m_conv)b::bigint[],
+                     %(m_status)b::text[], %(m_att)b::int[], %(m_mid)b::text[],
+                     %(m_code)b::text[], %(m_err)b::text[], %(m_sent)b::timestamptz[],
+                     %(m_failed)b::timestamptz[], %(m_t0)b::timestamptz[], %(m_t)b::timestamptz[])
+    AS w(org, rid, step, node, channel, conv, status, att, mid, code, err, sent, failed, t0, t)
+"""
+
+# The recipients' fenced update and their message rows in one statement: a message row is
+# written only for a recipient whose lease was still this batch's.
+_PG_RECORD = f"""
+WITH v AS ({_PG_RECIPIENT_VALUES}),
+rec AS ({_PG_RECIPIENT_SET} RETURNING r.id)
+INSERT INTO messages ({_MESSAGE_COLUMNS})
+SELECT w.org, w.rid, w.step, w.node, w.channel, w.conv, w.status, w.att, w.mid, w.code, w.err,
+       w.sent, w.failed, w.t0, w.t
+FROM ({_PG_MESSAGE_VALUES}) AS w JOIN rec ON rec.id = w.rid
+{_MESSAGE_CONFLICT}
+"""
+
+_SQLITE_MESSAGES = f"""
+INSERT INTO messages ({_MESSAGE_COLUMNS})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+{_MESSAGE_CONFLICT}
+"""
+
+
+def _message_params(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    keys = ("org", "rid", "step", "node", "channel", "conv", "status", "att", "mid", "code",
+            "err", "sent", "failed", "t0", "t")
+    return {f"m_{k}": _col(rows, k) for k in keys}
+
+
+def upsert_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write each step's message row (insert, or overwrite a `sending`/`failed` one)."""
+    if not rows:
+        return
+    if _pg(conn):
+        cols = ", ".join(f"w.{k}" for k in ("org", "rid", "step", "node", "channel", "conv",
+                                              "status", "att", "mid", "code", "err", "sent",
+                                              "failed", "t0", "t"))
+        conn.exec_driver_sql(
+            f"INSERT INTO messages ({_MESSAGE_COLUMNS}) SELECT {cols} FROM ({_PG_MESSAGE_VALUES})"
+            f" AS w {_MESSAGE_CONFLICT}", _message_params(rows))
+        return
+    conn.exec_driver_sql(_SQLITE_MESSAGES, [
+        (m["org"], m["rid"], m["step"], m["node"], m["channel"], m["conv"], m["status"], m["att"],
+         m["mid"], m["code"], m["err"], _sqlite_ts(m["sent"]), _sqlite_ts(m["failed"]),
+         _sqlite_ts(m["t0"]), _sqlite_ts(m["t"]))
+        for m in rows
+    ])
+
+
+def record(conn: Connection, recipients_: Sequence[dict[str, Any]],
+           messages_: Sequence[dict[str, Any]]) -> None:
+    """A batch's results: recipients fenced by their lease token, and the message row of each
+    send that was made, only for recipients whose fence held."""
+    if not recipients_:
+        return
+    if _pg(conn):
+        conn.exec_driver_sql(_PG_RECORD, {**_recipient_params(recipients_),
+                                          **_message_params(messages_)})
+        return
+    # SQLite: this transaction holds the single write lock, so what is ours now stays ours.
+    held = _held(conn, recipients_)
+    update_recipients(conn, recipients_)
+    upsert_messages(conn, [m for m in messages_ if m["rid"] in held])
+
+
+_SQLITE_MAX_IDS = 30_000  # below SQLite's 32,766 parameters
+
+
+def _held(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int]:
+    """The ids among `rows` still leased to their (one, shared) fence token."""
+    fence = rows[0]["fence"]
+    assert all(r["fence"] == fence for r in rows), "one batch, one lease token"
+    held: set[int] = set()
+    ids = _col(rows, "rid")
+    for lo in range(0, len(ids), _SQLITE_MAX_IDS):
+        part = ids[lo:lo + _SQLITE_MAX_IDS]
+        held.update(rid for (rid,) in conn.exec_driver_sql(
+            f"SELECT id FROM recipients WHERE id IN ({', '.join('?' * len(part))}) "
+            "AND lease_owner = ?", (*part, fence)))
+    return held

@@ -25,7 +25,8 @@ count, not a rate: `admit_daily` keeps the numbers counted in `daily_recipients`
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -83,8 +84,17 @@ def gcra(
 
 class Limiter(Protocol):
     def reserve(
-        self, buckets: Sequence[Bucket], n: int, *, now: float, horizon: float
-    ) -> Reservation: ...
+        self, buckets: Sequence[Bucket], n: int, *, now: float, horizon: float,
+        within: Connection | None = None,
+    ) -> Reservation:
+        """`within`: the caller's open write transaction. Only a SQLite database limiter uses
+        it (SQLite has one writer: a second transaction would wait for the caller's)."""
+        ...
+
+    def peek(self, buckets: Sequence[Bucket]) -> float:
+        """The earliest time (Unix seconds) a slot may be free in every bucket, reserving
+        nothing: a worker claims recipients only when their slots are near."""
+        ...
 
 
 def _us(seconds: float) -> int:
@@ -102,27 +112,53 @@ class DatabaseLimiter:
         self.engine = engine
 
     def reserve(
-        self, buckets: Sequence[Bucket], n: int, *, now: float, horizon: float
+        self, buckets: Sequence[Bucket], n: int, *, now: float, horizon: float,
+        within: Connection | None = None,
     ) -> Reservation:
         if not buckets:
             return Reservation([now] * n, now)
+        with _own_or(self.engine, within) as conn:
+            return self._reserve(conn, buckets, n, now=now, horizon=horizon)
+
+    def peek(self, buckets: Sequence[Bucket]) -> float:
+        if not buckets:
+            return 0.0
+        with self.engine.connect() as conn:
+            tats = conn.execute(
+                sa.select(rate_buckets.c.tat).where(rate_buckets.c.key.in_([b.key for b in buckets]))
+            ).scalars().all()
+        return max(tats, default=0.0)
+
+    def _reserve(
+        self, conn: Connection, buckets: Sequence[Bucket], n: int, *, now: float, horizon: float
+    ) -> Reservation:
         ordered = sorted(buckets, key=lambda b: b.key)  # one lock order: no deadlocks
         keys = [b.key for b in ordered]
         now_us = _us(now)
-        with dbmod.write_transaction(self.engine) as conn:
-            tats = _locked_tats(conn, keys, now)
-            times, new_tats, next_us = gcra(
-                [tats[k] for k in keys], [b.interval_us for b in ordered], n, now_us, _us(horizon)
+        tats = _locked_tats(conn, keys, now)
+        times, new_tats, next_us = gcra(
+            [tats[k] for k in keys], [b.interval_us for b in ordered], n, now_us, _us(horizon)
+        )
+        if times:
+            stamp = datetime.fromtimestamp(now, UTC)
+            conn.execute(
+                rate_buckets.update()
+                .where(rate_buckets.c.key == sa.bindparam("k"))
+                .values(tat=sa.bindparam("t"), updated_at=stamp),
+                [{"k": k, "t": t / US} for k, t in zip(keys, new_tats, strict=True)],
             )
-            if times:
-                stamp = datetime.fromtimestamp(now, UTC)
-                conn.execute(
-                    rate_buckets.update()
-                    .where(rate_buckets.c.key == sa.bindparam("k"))
-                    .values(tat=sa.bindparam("t"), updated_at=stamp),
-                    [{"k": k, "t": t / US} for k, t in zip(keys, new_tats, strict=True)],
-                )
         return _reservation(times, next_us)
+
+
+@contextmanager
+def _own_or(engine: Engine, within: Connection | None) -> Iterator[Connection]:
+    """The caller's transaction on SQLite (one writer: our own would wait for theirs);
+    otherwise a transaction of our own, so bucket rows are locked only for the reservation."""
+    if within is not None and within.dialect.name == "sqlite":
+        yield within
+        return
+    with dbmod.write_transaction(engine) as conn:
+        yield conn
 
 
 def _locked_tats(conn: Connection, keys: Sequence[str], now: float) -> dict[str, int]:
@@ -202,8 +238,15 @@ class RedisLimiter:
 
         return cls(redis.Redis.from_url(url))
 
+    def peek(self, buckets: Sequence[Bucket]) -> float:
+        if not buckets:
+            return 0.0
+        tats = self.client.mget([self.prefix + b.key for b in buckets])
+        return max((int(t) for t in tats if t is not None), default=0) / US
+
     def reserve(
-        self, buckets: Sequence[Bucket], n: int, *, now: float, horizon: float
+        self, buckets: Sequence[Bucket], n: int, *, now: float, horizon: float,
+        within: Connection | None = None,
     ) -> Reservation:
         if not buckets:
             return Reservation([now] * n, now)
@@ -234,12 +277,13 @@ def admit_daily(
     limit: int,
     phones: Iterable[str],
     now: datetime,
+    within: Connection | None = None,
 ) -> DailyAdmission:
     """Admit phone numbers against a channel's unique-recipients-per-24h budget.
 
     A number already counted within the last 24 h costs nothing; a new one takes one unit while
     units remain. Serialised per channel by a lock row in `rate_buckets`, so two workers cannot
-    both spend the last unit.
+    both spend the last unit. `within`: as for `Limiter.reserve`.
     """
     wanted = list(dict.fromkeys(phones))
     if not wanted:
@@ -247,7 +291,7 @@ def admit_daily(
     since = now - DAY
     d = daily_recipients.c
     scope = (d.organization == organization) & (d.channel == channel)
-    with dbmod.write_transaction(engine) as conn:
+    with _own_or(engine, within) as conn:
         _locked_tats(conn, [f"daily:{organization}/{channel}"], now.timestamp())
         counted: set[str] = set()
         for chunk in _chunks(wanted, 500):

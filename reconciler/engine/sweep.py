@@ -4,11 +4,12 @@ Huey delivers a task at most once and has no acknowledgement (FACTS.md): a task 
 worker that dies is gone. The sweep, run by the service every few seconds (any number of
 sweepers may run; each step is a conditional update), makes the database the only memory:
 
-1. **Expired leases** (SPEC 6.5). A recipient whose lease ran out while its message row for
-   the current step is `sending` was caught mid-send: under `at_most_once` (the default) it
-   becomes `unknown` and is never sent again; under `at_least_once` it is claimable again and
-   will be re-sent. Either way the message row becomes `failed` (`lease_expired`). A recipient
-   that was claimed but had nothing in flight is simply released.
+1. **Expired leases** (SPEC 6.5). A recipient whose lease ran out while it was `sending` was
+   caught mid-send: under `at_most_once` (the default) it becomes `unknown` and is never sent
+   again; under `at_least_once` it is claimable again and will be re-sent. Either way its
+   current step's message row says `failed` (`lease_expired`), counting the attempt. A leased
+   recipient that was not `sending` (left by an older worker, which leased before deciding)
+   is simply released.
 2. **Windows that reopened**: `waiting_window` executions whose `resume_at` passed → `running`.
 3. **Lost tasks**: a `starting` execution, or a `running` one with due work or an unfinished
    fan-out, whose heartbeat is older than `stale_seconds` is enqueued again (fan-out and
@@ -27,15 +28,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from reconciler import db as dbmod
+from reconciler.engine import bulk
 from reconciler.engine import states as st
 from reconciler.engine.context import EngineContext
 from reconciler.engine.dispatch import start_queued
 from reconciler.engine.fanin import finish_if_done
 from reconciler.engine.runplan import RunPlan
-from reconciler.models import executions, messages, occurrences, recipients
+from reconciler.models import conversations, executions, messages, occurrences, recipients
 
 Enqueue = Callable[[int], None]
 _LEASE_BATCH = 5000
+LEASE_EXPIRED_ERROR = ("the worker's lease expired while this message was being sent; the API may "
+                       "or may not have accepted it")
 
 
 @dataclass
@@ -66,14 +70,21 @@ def sweep(engine: EngineContext, *, now: datetime, enqueue: Enqueue) -> SweepRep
 
 
 def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -> set[int]:
-    r, m, e = recipients.c, messages.c, executions.c
+    r, m, e, v = recipients.c, messages.c, executions.c, conversations.c
     needs_work: set[int] = set()
     with dbmod.write_transaction(engine.db) as conn:
         rows = conn.execute(
-            sa.select(r.id, r.execution_id, r.lease_owner, r.step, r.status,
+            sa.select(r.id, r.organization, r.execution_id, r.lease_owner, r.step, r.status,
+                      r.current_node, e.channel, v.id.label("conversation_id"),
                       m.status.label("message_status"), m.attempts.label("message_attempts"))
-            .select_from(recipients.outerjoin(messages, sa.and_(m.recipient_id == r.id,
-                                                                 m.step == r.step)))
+            .select_from(
+                recipients
+                .join(executions, e.id == r.execution_id)
+                .outerjoin(messages, sa.and_(m.recipient_id == r.id, m.step == r.step))
+                .outerjoin(conversations, sa.and_(v.organization == r.organization,
+                                                  v.channel == e.channel,
+                                                  v.contact_id == r.contact_id))
+            )
             .where(r.lease_owner.is_not(None), r.lease_until < now)
             .limit(_LEASE_BATCH)
         ).all()
@@ -91,9 +102,18 @@ def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -
             plan = plans.get(row.execution_id)
             guarantee = plan.delivery.delivery_guarantee if plan else "at_most_once"
             base = {"rid": row.id, "tok": row.lease_owner, "b_t": now}
-            if row.message_status == st.M_SENDING:
-                message_rows.append({"rid": row.id, "b_step": row.step,
-                                     "b_attempt": row.message_attempts, "b_t": now})
+            # An older worker inserted the message row as `sending` (its attempt counted)
+            # before the recipient became `sending`.
+            legacy = row.message_status == st.M_SENDING
+            if row.status == st.R_SENDING or legacy:
+                message_rows.append({
+                    "org": row.organization, "rid": row.id, "step": row.step,
+                    "node": row.current_node or "", "channel": row.channel or "",
+                    "conv": row.conversation_id, "status": st.M_FAILED,
+                    "att": (row.message_attempts or 0) + (0 if legacy else 1), "mid": None,
+                    "code": st.CODE_LEASE_EXPIRED, "err": LEASE_EXPIRED_ERROR, "sent": None,
+                    "failed": now, "t0": now, "t": now,
+                })
                 if guarantee == "at_least_once":
                     status = st.R_PENDING if row.step == 0 else st.R_SENT
                     recipient_rows.append({**base, "b_status": status, "b_next": now,
@@ -105,9 +125,8 @@ def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -
                                            "b_code": st.CODE_LEASE_EXPIRED})
                     report.unknown += 1
             else:
-                status = row.status if row.status != st.R_SENDING else (
-                    st.R_PENDING if row.step == 0 else st.R_SENT)
-                recipient_rows.append({**base, "b_status": status, "b_next": now, "b_code": None})
+                recipient_rows.append({**base, "b_status": row.status, "b_next": now,
+                                       "b_code": None})
                 report.released += 1
                 needs_work.add(row.execution_id)
         for item in recipient_rows:
@@ -128,18 +147,7 @@ def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -
             ),
             recipient_rows,
         )
-        if message_rows:
-            conn.execute(
-                messages.update()
-                .where(m.recipient_id == sa.bindparam("rid"), m.step == sa.bindparam("b_step"),
-                       m.status == st.M_SENDING, m.attempts == sa.bindparam("b_attempt"))
-                .values(status=st.M_FAILED, error_code=st.CODE_LEASE_EXPIRED,
-                        error="the worker's lease expired while this message was being sent; "
-                              "the API may or may not have accepted it",
-                        failed_at=sa.bindparam("b_t", type_=m.failed_at.type),
-                        updated_at=sa.bindparam("b_t", type_=m.updated_at.type)),
-                message_rows,
-            )
+        bulk.upsert_messages(conn, message_rows)
     return needs_work
 
 

@@ -4,23 +4,27 @@ One pass of `work_execution` repeats, until nothing is claimable now:
 
 1. **Gate.** The execution's window and day rules at the current time (closed → the execution
    becomes `waiting_window` with `resume_at` = the next allowed opening) and its Channel's
-   breaker (open → `paused_circuit`), checked before every batch.
-2. **Claim.** A conditional UPDATE takes up to `batch_size` claimable recipients (a current node,
-   `next_attempt_at <= now`, no lease owner) and stamps them with this batch's lease token and
-   `lease_until`; PostgreSQL skips rows another worker is claiming (`FOR UPDATE SKIP LOCKED`),
-   SQLite serialises claims (BEGIN IMMEDIATE). A task delivered twice claims nothing twice.
-3. **Decide.** Contacts are read fresh (an opt-out since fan-out wins: the recipient fails with
-   `opted_out`); `flowrun.advance` says send, wait, complete or fail for each recipient.
-4. **Limit.** Sends pass the Channel's messaging limit (`daily_unique_recipients`; over it a
-   recipient waits, never fails) and reserve GCRA slots in every rate limit that applies
-   (reconciler.engine.limits); what gets no slot soon is released with `next_attempt_at` set.
-5. **Guard, send, record** (docs/engine.md, "Sending guarantee"): in one transaction the
-   recipients become `sending` and their `messages` rows are inserted as `sending` BEFORE any
-   HTTP call; then the channel sends them (`send_many`, each message no earlier than its slot);
-   then one transaction records every result, fenced by the lease token (recipient) and the
-   attempt number (message), so a worker whose lease was taken over cannot overwrite anything.
-   After a successful send the flow continues inline: the next node's wait time, the recipient's
-   completion, or its next send (spaced by the pair rate) is recorded in the same write.
+   breaker (open → `paused_circuit`), checked before every batch. A batch is taken only when
+   the rate limits have a slot near (`Limiter.peek`): nothing is held waiting for one.
+2. **Take** (one write transaction, docs/engine.md "Sending guarantee"). Up to `batch_size`
+   claimable recipients (a current node, `next_attempt_at <= now`, no lease owner) are read
+   with their contact, conversation and current step's message row, and locked (PostgreSQL:
+   `FOR UPDATE SKIP LOCKED`, so concurrent workers take different rows; SQLite: the write
+   lock). Contacts are read fresh (an opt-out since fan-out wins: `opted_out`);
+   `flowrun.advance` says send, wait, complete or fail. Sends pass the Channel's messaging
+   limit (`daily_unique_recipients`; over it a recipient waits, never fails) and reserve GCRA
+   slots in every rate limit that applies (reconciler.engine.limits). Then ONE write: the
+   recipients that will be sent become `sending` under this batch's lease token; every other
+   one gets its outcome (wait, completion, failure, or release to a later `next_attempt_at`).
+   A recipient is `sending` exactly when its send may be on the wire; a task delivered twice
+   finds nothing left to take.
+3. **Send** (`send_many`, each message no earlier than its slot), while the next batch is
+   taken: the database work of one batch overlaps the HTTP of the previous one.
+4. **Record.** One write, fenced by the lease token: each recipient's result and the message
+   row of each send made (`(recipient_id, step)` unique; a retry reuses its step's row), so a
+   worker whose lease was taken over cannot write anything. After a successful send the flow
+   continues inline: the next node's wait time, the recipient's completion, or its next send
+   (spaced by the pair rate) is recorded in the same write.
 
 The pass ends when nothing is claimable now (or after `pass_budget` seconds, to let other
 executions have the worker); it finishes the execution when every recipient is terminal and
@@ -54,24 +58,23 @@ from reconciler.engine import states as st
 from reconciler.engine.aio import shared_loop
 from reconciler.engine.context import ChannelFactory, EngineContext
 from reconciler.engine.fanin import finish_if_done
-from reconciler.engine.limits import Bucket, Reservation, admit_daily
+from reconciler.engine.limits import Bucket, admit_daily
 from reconciler.engine.runplan import RunPlan
-from reconciler.engine.sql import among, for_update
-from reconciler.models import (
-    contacts,
-    conversations,
-    executions,
-    recipients,
-)
+from reconciler.models import contacts, conversations, executions, messages, recipients
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 
+# A pass that finds nothing while the fan-out is still writing recipients looks again after this.
+_FANOUT_POLL = 0.2
 # A recipient whose slot is further away than this is released rather than waited for.
 _MAX_HOLD = 5.0
 # Rate slots are reserved this far ahead (twice the guard's recent duration): see _lead.
 _FIRST_GUARD_GUESS = 0.05
 _MAX_LEAD = 0.5
+# Slot arithmetic is exact (integer microseconds): a batch whose last slot would fall exactly at
+# the horizon's end gets no slot, so readiness is computed this much later.
+_EPSILON = 0.001
 # A message whose slot passed more than this long ago is not sent in it (see _send_paced).
 LATE_TOLERANCE = 0.010
 CODE_OPTED_OUT = "opted_out"
@@ -121,14 +124,17 @@ class OffsetClock:
 
 @dataclass
 class _Claimed:
-    token: str  # the claim's lease token: every later write of this row is fenced by it
+    token: str  # the batch's lease token: every write after the take is fenced by it
     id: int
     contact_id: str
     phone: str | None
-    status: str  # before the claim: restored when the recipient is released
+    status: str  # as taken: kept when the recipient is released
     node: str
     step: int
-    attempts: int
+    attempts: int  # the recipient's sends so far, every step
+    tried: int  # failed attempts of the current step (its message row's count)
+    accepted: bool  # the current step's message was already accepted: never send it again
+    fence: str | None = None  # the lease its row holds: None until guarded, then `token`
 
 
 @dataclass
@@ -139,7 +145,17 @@ class _Send:
     variables: Mapping[str, str]
     conversation_id: int | None
     message: OutgoingMessage
-    attempt: int = 0  # the message row's attempt number, set by the guard
+
+    @property
+    def attempt(self) -> int:
+        return self.r.tried + 1
+
+
+@dataclass
+class _Taken:
+    claimed: int
+    go: list[_Send]  # guarded (`sending`), to be sent at `times`
+    times: list[float]
 
 
 @dataclass
@@ -189,7 +205,8 @@ class _Pass:
         self.report = WorkReport(execution_id, "missing")
         self.lease = timedelta(seconds=self.settings.lease_seconds)
         self.inflight: _InFlight | None = None
-        self._guard_seconds = _FIRST_GUARD_GUESS  # moving average of the guard's duration
+        self._guard_seconds = _FIRST_GUARD_GUESS  # moving average: slots reserved → committed
+        self._not_before: datetime | None = None  # no batch before then (rate, window close)
 
     # ----------------------------------------------------------------------- pass
 
@@ -231,6 +248,8 @@ class _Pass:
         self.buckets = self._buckets()
         self.concurrency = max(1, min(self.delivery.max_concurrent_executions, self.batch_size))
         self.claim_size = self._claim_size()
+        # How long a full batch's slots span at the slowest limit.
+        self._span = (self.claim_size - 1) * max(b.interval_us for b in self.buckets) / 1_000_000
         report.status = st.EX_RUNNING
         try:
             if not self._loop():
@@ -256,14 +275,30 @@ class _Pass:
                     self._settle()
                     self._wait_for_window(opens, t)
                     return False
-            batch = self._claim(t)
-            if batch is None:
+            # Take a batch only when the rate limits can give all of it a slot within the
+            # horizon: a batch taken earlier would mostly be released again.
+            ready = max(self.engine.limiter.peek(self.buckets) + self._span + _EPSILON
+                        - self.settings.rate_horizon - self._lead(),
+                        self._not_before.timestamp() if self._not_before else 0.0)
+            wait = ready - t.timestamp()
+            if wait > _MAX_HOLD:
+                # Spoken for further ahead than a worker should idle: come back then.
+                self._settle()
+                self._not_before = datetime.fromtimestamp(ready, UTC)
+                return True
+            if wait > 0:
+                # The batch in flight (real time only) goes on sending meanwhile.
+                shared_loop().run(_await(self.sleep(wait)))
+                continue
+            self._not_before = None
+            taken = self._take(t)
+            if taken is None:
                 return False  # paused or stopped by someone else; status set
-            if not batch:
+            if not taken.claimed:
                 return True
             report.batches += 1
-            report.claimed += len(batch)
-            if not self._process(batch):
+            report.claimed += taken.claimed
+            if not self._start(taken):
                 return False
 
     def _end(self, t: datetime) -> WorkReport:
@@ -279,11 +314,18 @@ class _Pass:
                     r.lease_owner.is_(None), r.status.in_(st.R_CLAIMABLE),
                 )
             ).scalar()
-            status, resume_at = conn.execute(
-                sa.select(executions.c.status, executions.c.resume_at)
+            if report.next_at is not None and self._not_before is not None:
+                report.next_at = max(report.next_at, self._not_before)
+            status, resume_at, fanned_out = conn.execute(
+                sa.select(executions.c.status, executions.c.resume_at, executions.c.fanned_out)
                 .where(executions.c.id == self.execution_id)
             ).one()
             report.status = status
+            if not fanned_out:
+                # Other passes took every recipient written so far while the fan-out writes
+                # the rest: come back for them, or this execution loses a worker for good.
+                soon = t + timedelta(seconds=_FANOUT_POLL)
+                report.next_at = min(report.next_at or soon, soon)
             if status == st.EX_PAUSED_CIRCUIT:
                 report.next_at = None  # `resume_channel` (or the sweep after it) restarts it
             elif status == st.EX_WAITING_WINDOW:
@@ -331,99 +373,148 @@ class _Pass:
         per_horizon = -(-horizon // slowest) if slowest else self.batch_size
         return max(1, min(self.batch_size, per_horizon))
 
-    # ----------------------------------------------------------------------- claim
+    # ----------------------------------------------------------------------- take
 
-    def _claim(self, t: datetime) -> list[_Claimed] | None:
-        r, e = recipients.c, executions.c
+    def _take(self, t: datetime) -> _Taken | None:
+        """Claim, decide and guard one batch in one transaction (module docstring, step 2)."""
         token = uuid.uuid4().hex
-        self.token = token
+        reserved_at: datetime | None = None
         with dbmod.write_transaction(self.engine.db) as conn:
-            if breaker.is_open(conn, self.organization, self.channel_name):
-                breaker.pause_channel(conn, self.organization, self.channel_name, now=t)
-                self.report.status = st.EX_PAUSED_CIRCUIT
-                self.report.reason = breaker.reason_of(conn, self.organization, self.channel_name)
+            if not self._running(conn, t):
                 return None
-            status = conn.execute(
-                sa.select(e.status).where(e.id == self.execution_id)
-            ).scalar_one()
-            if status != st.EX_RUNNING:
-                self.report.status = status
-                return None
-            due = (
-                sa.select(r.id).where(
-                    r.execution_id == self.execution_id, r.next_attempt_at <= t,
-                    r.lease_owner.is_(None), r.status.in_(st.R_CLAIMABLE),
-                    r.current_node.is_not(None),
-                ).order_by(r.next_attempt_at, r.id).limit(self.claim_size)
-            )
-            due = for_update(conn, due, skip_locked=True)
-            if conn.dialect.name == "postgresql":
-                # Materialised once: PostgreSQL may re-run an `IN (SELECT ... LIMIT n FOR
-                # UPDATE SKIP LOCKED)` for every outer row, and each run skips the rows the
-                # previous one locked, so the UPDATE would claim far more than n.
-                picked = due.cte("picked").prefix_with("MATERIALIZED")
-                chosen: Any = r.id.in_(sa.select(picked.c.id).scalar_subquery())
-            else:
-                chosen = r.id.in_(due.scalar_subquery())
-            rows = conn.execute(
-                recipients.update()
-                .where(chosen, r.lease_owner.is_(None))
-                .values(lease_owner=token, lease_until=t + self.lease)
-                .returning(r.id, r.contact_id, r.phone, r.status, r.current_node, r.step,
-                           r.attempts)
-            ).all()
-            conn.execute(
-                executions.update().where(e.id == self.execution_id).values(heartbeat_at=t)
-            )
-        return [_Claimed(token, x.id, x.contact_id, x.phone, x.status, x.current_node, x.step,
-                         x.attempts)
-                for x in sorted(rows, key=lambda x: x.id)]
+            rows = conn.execute(self._due(conn, t)).all()
+            if not rows:
+                return _Taken(0, [], [])
+            outcomes: list[dict[str, Any]] = []
+            sends = self._decide(token, rows, outcomes, t)
+            if sends and self.plan.channel.daily_unique_recipients is not None:
+                sends = self._daily(conn, sends, outcomes, t)
+            times: list[float] = []
+            if sends:
+                reserved_at = self.clock()
+                sends, times = self._slots(conn, sends, outcomes, reserved_at)
+            until = t + self.lease
+            for s in sends:
+                outcomes.append(self._guard_row(s, token, until, t))
+            bulk.update_recipients(conn, outcomes)
+        if reserved_at is not None:
+            # Measured on the pass's own clock: a driven clock does not move meanwhile.
+            took = (self.clock() - reserved_at).total_seconds()
+            self._guard_seconds = 0.7 * self._guard_seconds + 0.3 * took
+        for s in sends:
+            s.r.fence = token  # from now on every write of this row is fenced by the lease
+        return _Taken(len(rows), sends, times)
 
-    # ----------------------------------------------------------------------- one batch
+    def _running(self, conn: Connection, t: datetime) -> bool:
+        """The breaker is closed and the execution still running (else the report says why)."""
+        e = executions.c
+        if breaker.is_open(conn, self.organization, self.channel_name):
+            breaker.pause_channel(conn, self.organization, self.channel_name, now=t)
+            self.report.status = st.EX_PAUSED_CIRCUIT
+            self.report.reason = breaker.reason_of(conn, self.organization, self.channel_name)
+            return False
+        status = conn.execute(sa.select(e.status).where(e.id == self.execution_id)).scalar_one()
+        if status != st.EX_RUNNING:
+            self.report.status = status
+            return False
+        conn.execute(executions.update().where(e.id == self.execution_id).values(heartbeat_at=t))
+        return True
 
-    def _process(self, batch: list[_Claimed]) -> bool:
-        """Run one claimed batch; False when the execution stopped (breaker opened)."""
-        t = self.clock()
-        with self.engine.db.connect() as conn:
-            found = _load_contacts(conn, self.organization, self.channel_name,
-                                   [c.contact_id for c in batch])
-        outcomes: list[dict[str, Any]] = []
+    def _due(self, conn: Connection, t: datetime) -> sa.Select[Any]:
+        """Claimable recipients with what deciding needs: the contact as it is now, its
+        conversation on this channel, the current step's message row. The batch is picked
+        first, in index order, and locked on PostgreSQL, skipping rows another worker holds;
+        only its rows are joined."""
+        r, c, v, m = recipients.c, contacts.c, conversations.c, messages.c
+        pick = (
+            sa.select(r.id, r.contact_id, r.phone, r.status, r.current_node, r.step, r.attempts)
+            .where(r.execution_id == self.execution_id, r.next_attempt_at <= t,
+                   r.lease_owner.is_(None), r.status.in_(st.R_CLAIMABLE),
+                   r.current_node.is_not(None))
+            .order_by(r.next_attempt_at, r.id)
+            .limit(self.claim_size)
+        )
+        if conn.dialect.name != "postgresql":
+            picked = pick.cte("picked")
+            return self._joined(picked, contacts, conversations, messages)
+        # Materialised once: PostgreSQL may otherwise re-run a LIMIT ... SKIP LOCKED subquery,
+        # and each run skips the rows the previous one locked.
+        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        p = picked.c
+        # One index probe per picked row (LATERAL, kept apart by LIMIT 1 on unique keys): a
+        # plain join let the planner hash the whole contacts and conversations tables for
+        # every batch (measured: 9 ms per 500 at 20,000 contacts, growing with the table).
+        return self._joined(
+            picked,
+            sa.select(c.id, c.phone, c.tags, c.opted_out, c.attributes)
+            .where(c.organization == self.organization,
+                                      c.id == p.contact_id).limit(1).lateral("c"),
+            sa.select(conversations.c.id).where(v.organization == self.organization,
+                                                v.channel == self.channel_name,
+                                                v.contact_id == p.contact_id).limit(1).lateral("v"),
+            sa.select(m.status, m.attempts).where(m.recipient_id == p.id,
+                                                  m.step == p.step).limit(1).lateral("m"),
+        )
+
+    def _joined(self, picked: Any, contact: Any, conversation: Any, message: Any) -> sa.Select[Any]:
+        p, c, v, m = picked.c, contact.c, conversation.c, message.c
+        on: tuple[sa.ColumnElement[bool], ...] = (sa.true(), sa.true(), sa.true())
+        if not isinstance(contact, sa.Lateral):
+            on = (sa.and_(c.organization == self.organization, c.id == p.contact_id),
+                  sa.and_(v.organization == self.organization, v.channel == self.channel_name,
+                          v.contact_id == p.contact_id),
+                  sa.and_(m.recipient_id == p.id, m.step == p.step))
+        return (
+            sa.select(picked, c.id.label("found"), c.phone.label("contact_phone"), c.tags,
+                      c.opted_out, c.attributes, v.id.label("conversation_id"),
+                      m.status.label("step_status"), m.attempts.label("step_attempts"))
+            .select_from(picked.outerjoin(contact, on[0]).outerjoin(conversation, on[1])
+                         .outerjoin(message, on[2]))
+        )
+
+    def _decide(self, token: str, rows: Sequence[Any], outcomes: list[dict[str, Any]],
+                t: datetime) -> list[_Send]:
+        """Each taken recipient's next action: sends are returned, the rest go to `outcomes`."""
         sends: list[_Send] = []
-        for c in batch:
-            contact, conversation_id = found.get(c.contact_id, (None, None))
-            if contact is None:
+        for x in sorted(rows, key=lambda x: x.id):
+            c = _Claimed(token, x.id, x.contact_id, x.phone, x.status, x.current_node, x.step,
+                         x.attempts, x.step_attempts or 0, x.step_status in st.M_ACCEPTED)
+            if x.found is None:
                 outcomes.append(self._final(c, st.R_FAILED, st.CODE_UNKNOWN_CONTACT,
                                             "the contact no longer exists", t))
                 continue
-            if contact.get("opted_out"):
+            if x.opted_out:
                 outcomes.append(self._final(c, st.R_FAILED, CODE_OPTED_OUT,
                                             "the contact opted out", t))
                 continue
+            contact = {"id": x.found, "phone": x.contact_phone, "tags": list(x.tags or []),
+                       "opted_out": False, "attributes": dict(x.attributes or {})}
             variables = flowrun.resolve_variables(self.plan.variable_mapping, contact)
             action = flowrun.advance(self.flow, c.node, variables=variables, contact=contact, now=t)
-            if isinstance(action, flowrun.Send):
-                phone = contact.get("phone") or c.phone
-                if not phone:
-                    outcomes.append(self._final(c, st.R_FAILED, st.CODE_NO_PHONE,
-                                                "the contact has no phone number", t))
-                    continue
-                sends.append(_Send(c, action, contact, variables, conversation_id,
-                                   _message(c, action, phone)))
-            else:
+            if not isinstance(action, flowrun.Send):
                 outcomes.append(self._after(c, action, t, step=c.step, status=c.status))
-        if sends and self.plan.channel.daily_unique_recipients is not None:
-            sends = self._daily(sends, outcomes, t)
-        if not sends:
-            self._write_outcomes(outcomes)
-            return True
-        return self._send_all(sends, outcomes)
+                continue
+            if c.accepted:
+                outcomes.append(self._final(
+                    c, st.R_UNKNOWN, CODE_STEP_CONFLICT,
+                    "a message for this step was already accepted; not sent again", t))
+                continue
+            phone = x.contact_phone or c.phone
+            if not phone:
+                outcomes.append(self._final(c, st.R_FAILED, st.CODE_NO_PHONE,
+                                            "the contact has no phone number", t))
+                continue
+            sends.append(_Send(c, action, contact, variables, x.conversation_id,
+                               _message(c, action, phone)))
+        return sends
 
-    def _daily(self, sends: list[_Send], outcomes: list[dict[str, Any]], t: datetime) -> list[_Send]:
+    def _daily(self, conn: Connection, sends: list[_Send], outcomes: list[dict[str, Any]],
+               t: datetime) -> list[_Send]:
         limit = self.plan.channel.daily_unique_recipients
         assert limit is not None
         admission = admit_daily(self.engine.db, organization=self.organization,
                                 channel=self.channel_name, limit=limit,
-                                phones=[s.message.to for s in sends], now=t)
+                                phones=[s.message.to for s in sends], now=t, within=conn)
         keep = [s for s in sends if s.message.to in admission.allowed]
         for s in sends:
             if s.message.to not in admission.allowed:
@@ -431,86 +522,61 @@ class _Pass:
                 self.report.held += 1
         return keep
 
-    def _send_all(self, sends: list[_Send], outcomes: list[dict[str, Any]]) -> bool:
-        remaining = sends
+    def _slots(self, conn: Connection, sends: list[_Send], outcomes: list[dict[str, Any]],
+               t: datetime) -> tuple[list[_Send], list[float]]:
+        """Rate slots for the sends; those without one (another worker took the horizon's
+        slots, or the window closes first) wait, released to when they may go."""
+        # Slots start after this transaction is expected to commit: a slot that has passed by
+        # the time its message is ready would go out late, together with the next ones (a
+        # burst an observer counts against the rate).
+        reservation = self.engine.limiter.reserve(
+            self.buckets, len(sends), now=t.timestamp() + self._lead(),
+            horizon=self.settings.rate_horizon, within=conn,
+        )
+        times = reservation.times
+        at = datetime.fromtimestamp(reservation.next_at, UTC)
         window = self.plan.window
-        closes = window.closes_at(self.clock()) if window is not None else None
-        while remaining:
-            t = self.clock()
-            # Slots start after the guard transaction that precedes every send is expected to
-            # be done: a slot that has passed by the time its message is ready would go out
-            # late, together with the next ones (a burst an observer counts against the rate).
-            lead = self._lead()
-            reservation = self.engine.limiter.reserve(
-                self.buckets, len(remaining), now=t.timestamp() + lead,
-                horizon=self.settings.rate_horizon,
-            )
-            times = reservation.times
-            if closes is not None:
-                # A slot at or after the window's close is not used: those recipients wait
-                # for the window to reopen (the next gate pauses the execution).
-                times = [x for x in times if x < closes.timestamp()]
-                if not times and (reservation.times or reservation.next_at >= closes.timestamp()):
-                    outcomes += [self._release(s.r, closes, t) for s in remaining]
-                    self.report.held += len(remaining)
-                    self._write_outcomes(outcomes)
-                    shared_loop().run(_await(self.sleep(max(0.0, (closes - t).total_seconds()))))
-                    return True
-            if not times:
-                # Come back `lead` before the next free slot, so the slot is not left idle.
-                wait = reservation.next_at - (t.timestamp() + lead)
-                if wait > _MAX_HOLD:
-                    at = datetime.fromtimestamp(reservation.next_at, UTC)
-                    outcomes += [self._release(s.r, at, t) for s in remaining]
-                    self.report.held += len(remaining)
-                    break
-                shared_loop().run(_await(self.sleep(max(0.0, wait))))
-                continue
-            chunk, remaining = remaining[: len(times)], remaining[len(times):]
-            # The last chunk stays in flight while the next batch is prepared. Under a driven
-            # clock only when nothing in it waits: two chunks sleeping on one fake clock would
-            # each move time for the other.
-            ok = self._send_chunk(chunk, Reservation(times, reservation.next_at), outcomes,
-                                  pipeline=not remaining and (self.real_time
-                                                              or times[-1] <= t.timestamp()))
-            outcomes = []  # written with the chunk's guard transaction
-            if not ok:
-                # The breaker opened: what this batch still holds goes back, untouched.
-                t = self.clock()
-                self._write_outcomes([self._release(s.r, t, t) for s in remaining])
-                return False
-        self._write_outcomes(outcomes)
-        return True
+        closes = window.closes_at(t) if window is not None else None
+        if closes is not None and (not times or times[-1] >= closes.timestamp()):
+            # A slot at or after the window's close is not used: those recipients wait for the
+            # window to reopen, and no batch is taken before the close (the gate then pauses).
+            times = [x for x in times if x < closes.timestamp()]
+            at = self._not_before = closes
+        rest = sends[len(times):]
+        if rest and self._not_before is None:
+            # Another worker took the slots: take nothing more before the next one is free,
+            # or the next batches would be released the same way.
+            self._not_before = at - timedelta(seconds=self._lead())
+        for s in rest:
+            outcomes.append(self._release(s.r, at, t))
+        self.report.held += len(rest)
+        return sends[: len(times)], times
 
-    # ----------------------------------------------------------------------- guard, send, record
+    def _guard_row(self, s: _Send, token: str, until: datetime, t: datetime) -> dict[str, Any]:
+        """`sending` under this batch's lease: committed before any HTTP call."""
+        c = s.r
+        return {"rid": c.id, "fence": None, "b_status": st.R_SENDING, "b_node": c.node,
+                "b_step": c.step, "b_next": t, "b_code": None, "b_err": None, "b_mid": None,
+                "b_owner": token, "b_until": until, "b_att": c.attempts + 1, "b_t": t}
 
-    def _send_chunk(self, chunk: list[_Send], reservation: Reservation,
-                    outcomes: list[dict[str, Any]], *, pipeline: bool) -> bool:
-        """Guard, then put the chunk on the wire. With `pipeline` the results are recorded
-        later (while the next batch is claimed and guarded), so the database work of one batch
-        overlaps the HTTP of the previous one; at most one chunk is left in flight."""
-        t = self.clock()
-        go, conflicts = self._guard(chunk, outcomes, t)
-        # Measured on the pass's own clock: a driven clock does not move during the guard.
-        took = (self.clock() - t).total_seconds()
-        self._guard_seconds = 0.7 * self._guard_seconds + 0.3 * took
-        if conflicts:
-            self._write_outcomes([
-                self._final(s.r, st.R_UNKNOWN, CODE_STEP_CONFLICT,
-                            "a message row for this step already exists; not sent again", t)
-                for s in conflicts
-            ])
-        if not go:
+    # ----------------------------------------------------------------------- send, record
+
+    def _start(self, taken: _Taken) -> bool:
+        """Put a guarded batch on the wire. In real time (or when nothing in it waits under a
+        driven clock: two batches sleeping on one fake clock would each move time for the
+        other) its results are recorded later, while the next batch is taken; at most one
+        batch is left in flight. False if the breaker opened."""
+        if not taken.go:
             return self._settle()
-        times = reservation.times[: len(go)]
+        t = self.clock()
         future = asyncio.run_coroutine_threadsafe(
-            _send_paced(self.channel, [s.message for s in go], times, self.concurrency,
-                        lambda: self.clock().timestamp(), self.sleep),
+            _send_paced(self.channel, [s.message for s in taken.go], taken.times,
+                        self.concurrency, lambda: self.clock().timestamp(), self.sleep),
             shared_loop().loop,
         )
         ok = self._settle()
-        sending = _InFlight(go, future)
-        if pipeline and ok:
+        sending = _InFlight(taken.go, future)
+        if ok and (self.real_time or taken.times[-1] <= t.timestamp()):
             self.inflight = sending
             return True
         return self._record(sending.go, *sending.future.result()) and ok
@@ -519,87 +585,43 @@ class _Pass:
         return min(_MAX_LEAD, 2 * self._guard_seconds)
 
     def _settle(self) -> bool:
-        """Wait for the chunk in flight, if any, and record its results; False if it tripped
+        """Wait for the batch in flight, if any, and record its results; False if it tripped
         the channel's breaker."""
         inflight, self.inflight = self.inflight, None
         if inflight is None:
             return True
         return self._record(inflight.go, *inflight.future.result())
 
-    def _guard(self, chunk: list[_Send], outcomes: list[dict[str, Any]], t: datetime
-               ) -> tuple[list[_Send], list[_Send]]:
-        """Recipients `sending` and message rows `sending`, committed before any HTTP call."""
-        r = recipients.c
-        by_id = {s.r.id: s for s in chunk}
-        token = chunk[0].r.token
-        with dbmod.write_transaction(self.engine.db) as conn:
-            if outcomes:
-                bulk.update_recipients(conn, outcomes)
-            mine = set(conn.execute(
-                recipients.update()
-                .where(among(conn, r.id, list(by_id)), r.lease_owner == token,
-                       r.status.in_(st.R_CLAIMABLE))
-                .values(status=st.R_SENDING, lease_until=t + self.lease,
-                        attempts=r.attempts + 1, updated_at=t)
-                .returning(r.id)
-            ).scalars().all())
-            if len(mine) < len(by_id):
-                # Became terminal since the claim (a webhook said its last message failed):
-                # not sent, lease given back.
-                conn.execute(
-                    recipients.update()
-                    .where(among(conn, r.id, [i for i in by_id if i not in mine]),
-                           r.lease_owner == token)
-                    .values(lease_owner=None, lease_until=None, updated_at=t)
-                )
-            if not mine:
-                return [], []
-            rows = [
-                {"organization": self.organization, "recipient_id": s.r.id, "step": s.r.step,
-                 "node": s.action.node, "channel": self.channel_name,
-                 "conversation_id": s.conversation_id, "status": st.M_SENDING, "attempts": 1,
-                 "created_at": t, "updated_at": t}
-                for s in chunk if s.r.id in mine
-            ]
-            started = bulk.start_messages(conn, rows)
-        go, conflicts = [], []
-        for s in chunk:
-            if s.r.id in started:
-                s.attempt = started[s.r.id]
-                go.append(s)
-            elif s.r.id in mine:
-                conflicts.append(s)
-        return go, conflicts
-
     def _record(self, go: list[_Send], results: Sequence[SendResult | None],
                 when: Sequence[float]) -> bool:
-        """Record a chunk's results. Each message's own send time (`when`) stamps it and
-        starts its waits and backoffs; the recording time only stamps `updated_at`."""
+        """Record a batch's results (module docstring, step 4). Each message's own send time
+        (`when`) stamps it and starts its waits and backoffs; the recording time only stamps
+        `updated_at`."""
         now = self.clock()
         report = self.report
-        message_updates: list[dict[str, Any]] = []
+        messages_: list[dict[str, Any]] = []
         outcomes: list[dict[str, Any]] = []
         tripped: ChannelError | None = None
-        missed: list[dict[str, Any]] = []
         for s, result, sent in zip(go, results, when, strict=True):
-            t = datetime.fromtimestamp(sent, UTC)
-            base = {"rid": s.r.id, "b_step": s.r.step, "b_attempt": s.attempt, "b_t": now}
             if result is None:  # its slot was missed: never sent, claimable again at once
-                missed.append({**base, "tok": s.r.token})
                 outcomes.append(self._release(s.r, now, now))
                 report.held += 1
                 continue
+            t = datetime.fromtimestamp(sent, UTC)
+            s.r.attempts += 1
+            row = {"org": self.organization, "rid": s.r.id, "step": s.r.step,
+                   "node": s.action.node, "channel": self.channel_name,
+                   "conv": s.conversation_id, "att": s.attempt, "t0": t, "t": now}
             if result.ok:
-                message_updates.append({**base, "b_status": st.M_SENT, "b_mid": result.message_id,
-                                        "b_code": None, "b_err": None, "b_sent": t, "b_failed": None})
+                messages_.append({**row, "status": st.M_SENT, "mid": result.message_id,
+                                  "code": None, "err": None, "sent": t, "failed": None})
                 report.sent += 1
                 outcomes.append(self._continue(s, result.message_id, t))
                 continue
             error = result.error
             assert error is not None
-            message_updates.append({**base, "b_status": st.M_FAILED, "b_mid": None,
-                                    "b_code": error.code, "b_err": error.message[:2000],
-                                    "b_sent": None, "b_failed": t})
+            messages_.append({**row, "status": st.M_FAILED, "mid": None, "code": error.code,
+                              "err": error.message[:2000], "sent": None, "failed": t})
             decision = retry.decide(error, attempt=s.attempt, retry=self.delivery.retry,
                                     guarantee=self.delivery.delivery_guarantee, rng=self.rng)
             if decision.verdict == "retry":
@@ -614,9 +636,7 @@ class _Pass:
             else:
                 outcomes.append(self._final(s.r, st.R_FAILED, error.code, decision.message or "", t))
         with dbmod.write_transaction(self.engine.db) as conn:
-            bulk.update_messages(conn, message_updates)
-            bulk.unstart(conn, missed)
-            bulk.update_recipients(conn, outcomes)
+            bulk.record(conn, outcomes, messages_)
             if tripped is not None:
                 breaker.open_circuit(conn, self.organization, self.channel_name, code=tripped.code,
                                      reason=tripped.message, execution_id=self.execution_id,
@@ -640,9 +660,10 @@ class _Pass:
              t: datetime, code: str | None = None, error: str | None = None,
              message_id: str | None = None) -> dict[str, Any]:
         self._count(status)
-        return {"rid": c.id, "tok": c.token, "b_status": status, "b_node": node, "b_step": step,
+        return {"rid": c.id, "fence": c.fence, "b_status": status, "b_node": node, "b_step": step,
                 "b_next": next_at, "b_code": code, "b_err": error[:2000] if error else error,
-                "b_mid": message_id, "b_t": t}
+                "b_mid": message_id, "b_owner": None, "b_until": None, "b_att": c.attempts,
+                "b_t": t}
 
     def _final(self, c: _Claimed, status: str, code: str | None, error: str, t: datetime
                ) -> dict[str, Any]:
@@ -651,7 +672,7 @@ class _Pass:
 
     def _release(self, c: _Claimed, at: datetime, t: datetime, *, code: str | None = None,
                  error: str | None = None) -> dict[str, Any]:
-        """Back to claimable at `at`, as it was before the claim (status, node, step)."""
+        """Back to claimable at `at`, as it was taken (status, node, step)."""
         return self._row(c, status=c.status, node=c.node, step=c.step, next_at=at, t=t, code=code,
                          error=error)
 
@@ -680,33 +701,8 @@ class _Pass:
         return self._after(s.r, following, t, step=s.r.step + 1, status=st.R_SENT,
                            message_id=message_id)
 
-    def _write_outcomes(self, outcomes: list[dict[str, Any]]) -> None:
-        if not outcomes:
-            return
-        with dbmod.write_transaction(self.engine.db) as conn:
-            bulk.update_recipients(conn, outcomes)
-
 
 # --------------------------------------------------------------------------- SQL
-
-
-def _load_contacts(
-    conn: Connection, organization: str, channel: str, ids: Sequence[str]
-) -> dict[str, tuple[dict[str, Any], int | None]]:
-    """Each contact as a flow reads it, with its conversation on this channel (one query)."""
-    c, v = contacts.c, conversations.c
-    rows = conn.execute(
-        sa.select(c.id, c.phone, c.tags, c.opted_out, c.attributes, v.id.label("conversation_id"))
-        .select_from(contacts.outerjoin(conversations, sa.and_(
-            v.organization == c.organization, v.channel == channel, v.contact_id == c.id)))
-        .where(c.organization == organization, among(conn, c.id, ids))
-    ).all()  # fetchall: iterating the result fetches row by row, 3x the cost per contact
-    return {
-        row.id: ({"id": row.id, "phone": row.phone, "tags": list(row.tags or []),
-                  "opted_out": bool(row.opted_out), "attributes": dict(row.attributes or {})},
-                 row.conversation_id)
-        for row in rows
-    }
 
 
 def _message(c: _Claimed, action: flowrun.Send, phone: str) -> OutgoingMessage:

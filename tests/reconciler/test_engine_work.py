@@ -430,8 +430,9 @@ def test_a_fan_out_that_dies_half_way_is_resumed_and_the_execution_cannot_finish
 ) -> None:
     """Fan-out streams: sending starts after the first chunk. If the process dies after it, the
     execution is running but not fanned out: finishing the first recipients does not finish it,
-    the sweep re-issues it once its heartbeat is stale, and the resumed fan-out adds exactly
-    the missing recipients."""
+    a pass that finds nothing more asks to run again shortly (a worker never drops out while
+    recipients are still being written), the sweep re-issues it once its heartbeat is stale,
+    and the resumed fan-out adds exactly the missing recipients."""
     ids = add_contacts(db_url, 1300)
     root = write_repo(tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id,
                                                     messages_per_second=10_000),
@@ -453,6 +454,7 @@ def test_a_fan_out_that_dies_half_way_is_resumed_and_the_execution_cannot_finish
     assert len(run.recipients()) == 1000
     first = run.work()
     assert first.sent == 1000 and not first.finished and run.execution()["status"] == "running"
+    assert first.next_at is not None and first.next_at <= run.clock() + timedelta(seconds=1)
     assert eng.sweep(engine, now=RUN + timedelta(seconds=5), enqueue=Enqueued()).requeued == []
     stale = RUN + timedelta(seconds=FAST.stale_seconds + 1)
     assert eng.sweep(engine, now=stale, enqueue=Enqueued()).requeued == [execution_id]
