@@ -169,10 +169,18 @@ def _enable_wal(cursor: Any) -> None:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: SQLite takes the write lock at BEGIN, so two writers
     queue instead of failing half-way. Commits on success, rolls back on any exception."""
+    with write_connection(engine) as conn, conn.begin():
+        yield conn
+
+
+@contextlib.contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection whose every `conn.begin()` is a write transaction (as `write_transaction`),
+    for a caller that runs many in a row: one pool checkout, and one liveness ping on
+    PostgreSQL, instead of one per transaction."""
     with engine.connect() as conn:
         conn.execution_options(**{_WRITE: True})
-        with conn.begin():
-            yield conn
+        yield conn
 
 
 def lock_writers(conn: Connection) -> None:

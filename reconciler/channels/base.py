@@ -15,6 +15,8 @@ from typing import Final, Literal, Protocol, runtime_checkable
 
 import aiohttp
 
+from reconciler.channels.http1 import InvalidURL
+
 ErrorKind = Literal["retryable", "pair_rate", "permanent", "circuit"]
 
 # WhatsApp asks for roughly one message per 6 s to the same user (FACTS.md, "Pair rate").
@@ -219,7 +221,7 @@ def _exception_key(exc: BaseException) -> str:
     # TimeoutError first: it is an OSError, and aiohttp's ServerTimeoutError is both.
     if isinstance(exc, TimeoutError):
         return "timeout"
-    if isinstance(exc, aiohttp.InvalidURL):
+    if isinstance(exc, aiohttp.InvalidURL | InvalidURL):
         return "invalid_url"
     if isinstance(exc, OSError | aiohttp.ClientError):
         return "connection"

@@ -24,9 +24,11 @@ from reconciler.channels import PAIR_RATE_RETRY_AFTER, ChannelError
 
 Verdict = Literal["retry", "fail", "unknown", "circuit"]
 
-# aiohttp's errors for a connection that never came up (refused, DNS, TLS handshake): the
-# request was not sent, so a retry cannot duplicate a message.
-_NOT_SENT_MARKERS = ("ClientConnectorError", "ClientConnectorDNSError", "Cannot connect to host")
+# A connection that never came up (refused, DNS, TLS handshake), as the channel's client
+# (reconciler.channels.http1.NotConnected) and aiohttp name it: the request was not sent, so a
+# retry cannot duplicate a message.
+_NOT_SENT_MARKERS = ("NotConnected", "ClientConnectorError", "ClientConnectorDNSError",
+                     "Cannot connect to host")
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,8 @@ import concurrent.futures
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -211,8 +212,20 @@ class _Pass:
     # ----------------------------------------------------------------------- pass
 
     def run(self) -> WorkReport:
+        # One connection for the whole pass: a checkout per transaction cost a liveness ping
+        # each, five round trips per batch.
+        with dbmod.write_connection(self.engine.db) as conn:
+            self.conn = conn
+            return self._run()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.conn.begin():
+            yield self.conn
+
+    def _run(self) -> WorkReport:
         e = executions.c
-        with self.engine.db.connect() as conn:
+        with self._tx() as conn:
             ex = conn.execute(
                 sa.select(e.id, e.organization, e.status, e.plan, e.channel, e.resume_at)
                 .where(e.id == self.execution_id)
@@ -239,7 +252,7 @@ class _Pass:
         except UserError as exc:
             # A missing token is the operator's to fix; failing every recipient would burn
             # the audience. The breaker holds the execution until `channel resume`.
-            with dbmod.write_transaction(self.engine.db) as conn:
+            with self._tx() as conn:
                 breaker.open_circuit(conn, self.organization, self.channel_name,
                                      code="channel_config", reason=str(exc),
                                      execution_id=self.execution_id, now=self.clock())
@@ -304,7 +317,7 @@ class _Pass:
     def _end(self, t: datetime) -> WorkReport:
         r = recipients.c
         report = self.report
-        with dbmod.write_transaction(self.engine.db) as conn:
+        with self._tx() as conn:
             if finish_if_done(conn, self.execution_id, now=t) is not None:
                 report.finished, report.status = True, st.EX_FINISHED
                 return report
@@ -333,7 +346,7 @@ class _Pass:
         return report
 
     def _reload_status(self) -> WorkReport:
-        with self.engine.db.connect() as conn:
+        with self._tx() as conn:
             self.report.status = conn.execute(
                 sa.select(executions.c.status).where(executions.c.id == self.execution_id)
             ).scalar_one()
@@ -341,7 +354,7 @@ class _Pass:
 
     def _set_status(self, old: str, new: str, **values: Any) -> bool:
         e = executions.c
-        with dbmod.write_transaction(self.engine.db) as conn:
+        with self._tx() as conn:
             return bool(conn.execute(
                 executions.update().where(e.id == self.execution_id, e.status == old)
                 .values(status=new, updated_at=self.clock(), **values)
@@ -379,7 +392,7 @@ class _Pass:
         """Claim, decide and guard one batch in one transaction (module docstring, step 2)."""
         token = uuid.uuid4().hex
         reserved_at: datetime | None = None
-        with dbmod.write_transaction(self.engine.db) as conn:
+        with self._tx() as conn:
             if not self._running(conn, t):
                 return None
             rows = conn.execute(self._due(conn, t)).all()
@@ -635,7 +648,7 @@ class _Pass:
                 outcomes.append(self._final(s.r, st.R_UNKNOWN, error.code, error.message, t))
             else:
                 outcomes.append(self._final(s.r, st.R_FAILED, error.code, decision.message or "", t))
-        with dbmod.write_transaction(self.engine.db) as conn:
+        with self._tx() as conn:
             bulk.record(conn, outcomes, messages_)
             if tripped is not None:
                 breaker.open_circuit(conn, self.organization, self.channel_name, code=tripped.code,

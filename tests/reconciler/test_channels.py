@@ -94,15 +94,15 @@ def test_message_ids_returned_in_input_order(api: StandIn) -> None:
     assert [by_id[r.message_id or ""] for r in results] == [m.to for m in messages]
 
 
-def test_async_send_many_reuses_one_session(api: StandIn) -> None:
-    """Two async batches on one channel share its session and both succeed."""
+def test_async_send_many_reuses_one_connection_pool(api: StandIn) -> None:
+    """Two async batches on one channel share its connection pool and both succeed."""
 
     async def run() -> tuple[list[SendResult], list[SendResult], bool]:
         channel = WhatsAppCloudChannel(api.base_url, api.phone_number_id, TOKEN)
         first = await channel.send_many([text(1)], concurrency=2)
-        session = channel._session
+        pool = channel._pool
         second = await channel.send_many([text(2)], concurrency=2)
-        same = session is channel._session
+        same = pool is channel._pool
         await channel.aclose()
         return first, second, same
 
