@@ -60,18 +60,21 @@ def resolve_audience(
     config: Config,
     now: datetime | None = None,
     roots: Sequence[Path] = (),
+    fields: bool = True,
 ) -> ResolvedAudience:
     """The contacts an Automation's audience means right now.
 
     `now` stamps contacts imported from an Audience `file` (default: the clock); `roots` are
     the config paths the config was loaded from, which a relative `file` is resolved against
-    (without them: the declaring document's folder).
+    (without them: the declaring document's folder). `fields=False`: a segment's contacts
+    carry `id`, `phone` and `opted_out` only, with empty `tags` and `attributes` (fan-out needs
+    no more, and decoding them for 100,000 contacts held the first send back by a second).
     """
     ref = spec.audience
     if ref.contact_ids is not None:
         return _by_ids(session, organization, ref.contact_ids, "contact_ids")
     if ref.segment is not None:
-        return _by_segment(session, organization, ref.segment.tags)
+        return _by_segment(session, organization, ref.segment.tags, fields)
     assert ref.audience is not None  # AudienceRef holds exactly one of the three
     entry = config.audiences.get((organization, ref.audience))
     if entry is None:
@@ -83,7 +86,7 @@ def resolve_audience(
     if audience.contact_ids is not None:
         return _by_ids(session, organization, audience.contact_ids, f"audience {ref.audience}")
     if audience.segment is not None:
-        return _by_segment(session, organization, audience.segment.tags)
+        return _by_segment(session, organization, audience.segment.tags, fields)
     path = audience_file_path(entry, roots)
     assert path is not None  # AudienceSpec holds exactly one of the three
     return _by_file(session, organization, path, now if now is not None else datetime.now(UTC))
@@ -106,11 +109,12 @@ def _by_ids(session: Executor, organization: str, ids: Sequence[str], source: st
     return _partition([stored[i] for i in wanted if i in stored], out)
 
 
-def _by_segment(session: Executor, organization: str, tags: Sequence[str]) -> ResolvedAudience:
+def _by_segment(session: Executor, organization: str, tags: Sequence[str], fields: bool
+                ) -> ResolvedAudience:
     wanted = list(dict.fromkeys(tags))
-    query = sa.select(
-        contacts.c.id, contacts.c.phone, contacts.c.tags, contacts.c.opted_out, contacts.c.attributes
-    ).where(contacts.c.organization == organization)
+    c = contacts.c
+    columns = [c.id, c.phone, c.opted_out, *([c.tags, c.attributes] if fields else [])]
+    query = sa.select(*columns).where(c.organization == organization)
     if dialect_name(session) == "postgresql":
         # jsonb containment: every wanted tag is in the contact's tag array.
         query = query.where(
@@ -126,9 +130,12 @@ def _by_segment(session: Executor, organization: str, tags: Sequence[str]) -> Re
                     f"EXISTS (SELECT 1 FROM json_each(contacts.tags) WHERE json_each.value = :{name})"
                 ).bindparams(**{name: tag})
             )
-    rows = session.execute(query.order_by(contacts.c.id))
+    rows = session.execute(query.order_by(c.id)).all()  # fetchall: a third of fetching by row
     out = ResolvedAudience(source="segment tags=" + ",".join(wanted))
-    return _partition([contact_mapping(r._mapping) for r in rows], out)
+    if fields:
+        return _partition([contact_mapping(r._mapping) for r in rows], out)
+    return _partition([{"id": r.id, "phone": r.phone, "tags": [], "opted_out": bool(r.opted_out),
+                        "attributes": {}} for r in rows], out)
 
 
 def _by_file(session: Executor, organization: str, path: Path, now: datetime) -> ResolvedAudience:

@@ -88,7 +88,8 @@ def fan_out(
             ):
                 return FanoutReport(execution_id, locked.status if locked else "missing")
             audience = resolve_audience(
-                conn, organization=ex.organization, spec=spec, config=config, now=now
+                conn, organization=ex.organization, spec=spec, config=config, now=now,
+                fields=False,  # the work loop reads each contact fresh when it gets to it
             )
             rows = _recipient_rows(ex.organization, execution_id, flow.model.spec.start,
                                    audience.contacts, audience.missing, now)

@@ -68,7 +68,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 # A pass that finds nothing while the fan-out is still writing recipients looks again after this.
 _FANOUT_POLL = 0.2
-# A recipient whose slot is further away than this is released rather than waited for.
+# A pass whose next batch would wait longer than this for its rate slots ends and comes back
+# then (a delayed task) instead of holding its worker.
 _MAX_HOLD = 5.0
 # Rate slots are reserved this far ahead (twice the guard's recent duration): see _lead.
 _FIRST_GUARD_GUESS = 0.05
@@ -125,7 +126,6 @@ class OffsetClock:
 
 @dataclass
 class _Claimed:
-    token: str  # the batch's lease token: every write after the take is fenced by it
     id: int
     contact_id: str
     phone: str | None
@@ -135,7 +135,9 @@ class _Claimed:
     attempts: int  # the recipient's sends so far, every step
     tried: int  # failed attempts of the current step (its message row's count)
     accepted: bool  # the current step's message was already accepted: never send it again
-    fence: str | None = None  # the lease its row holds: None until guarded, then `token`
+    # The lease its row holds: None until guarded, then the batch's token, which fences every
+    # later write of the row.
+    fence: str | None = None
 
 
 @dataclass
@@ -399,7 +401,7 @@ class _Pass:
             if not rows:
                 return _Taken(0, [], [])
             outcomes: list[dict[str, Any]] = []
-            sends = self._decide(token, rows, outcomes, t)
+            sends = self._decide(rows, outcomes, t)
             if sends and self.plan.channel.daily_unique_recipients is not None:
                 sends = self._daily(conn, sends, outcomes, t)
             times: list[float] = []
@@ -485,12 +487,12 @@ class _Pass:
                          .outerjoin(message, on[2]))
         )
 
-    def _decide(self, token: str, rows: Sequence[Any], outcomes: list[dict[str, Any]],
-                t: datetime) -> list[_Send]:
+    def _decide(self, rows: Sequence[Any], outcomes: list[dict[str, Any]], t: datetime
+                ) -> list[_Send]:
         """Each taken recipient's next action: sends are returned, the rest go to `outcomes`."""
         sends: list[_Send] = []
         for x in sorted(rows, key=lambda x: x.id):
-            c = _Claimed(token, x.id, x.contact_id, x.phone, x.status, x.current_node, x.step,
+            c = _Claimed(x.id, x.contact_id, x.phone, x.status, x.current_node, x.step,
                          x.attempts, x.step_attempts or 0, x.step_status in st.M_ACCEPTED)
             if x.found is None:
                 outcomes.append(self._final(c, st.R_FAILED, st.CODE_UNKNOWN_CONTACT,

@@ -59,13 +59,14 @@ def imported(db_url: str, tmp_path: Path, text: str = CONTACTS, organization: st
     assert result.code == 0, result.output
 
 
-def resolve(db_url: str, config: Config, name: str = "promo", organization: str = "acme") -> ResolvedAudience:
+def resolve(db_url: str, config: Config, name: str = "promo", organization: str = "acme",
+            fields: bool = True) -> ResolvedAudience:
     entry = next(a for a in config.automations if a.name == name and a.organization == organization)
     database = dbmod.open_database(db_url)
     try:
         with dbmod.write_transaction(database.engine) as conn:
             return resolve_audience(conn, organization=organization, spec=entry.model.spec,
-                                    config=config, now=NOW)
+                                    config=config, now=NOW, fields=fields)
     finally:
         database.dispose()
 
@@ -101,6 +102,21 @@ def test_segment_needs_every_tag(db_url: str, tmp_path: Path) -> None:
     assert (ids(both), both.opted_out) == (["c-1"], 1)
     assert ids(resolve(db_url, config, "vips")) == ["c-1", "c-4"]
     assert ids(resolve(db_url, config, "none")) == []
+
+
+def test_segment_without_fields_resolves_the_same_contacts_with_id_and_phone_only(
+    db_url: str, tmp_path: Path
+) -> None:
+    """fields=False (what fan-out asks for): the same contacts in the same order with the same
+    opted-out count, each with its id and phone and no tags or attributes."""
+    imported(db_url, tmp_path)
+    config = make_config(tmp_path / "cfg", automation({"segment": {"tags": ["vip"]}}))
+    full, light = resolve(db_url, config), resolve(db_url, config, fields=False)
+    assert (ids(light), light.opted_out, light.opted_out_ids) == (
+        ids(full), full.opted_out, full.opted_out_ids)
+    assert [(c["phone"], c["tags"], c["attributes"]) for c in light.contacts] == [
+        (c["phone"], [], {}) for c in full.contacts]
+    assert any(c["attributes"] for c in full.contacts)
 
 
 def test_audience_documents_with_ids_and_segment(db_url: str, tmp_path: Path) -> None:

@@ -296,6 +296,24 @@ def test_messages_per_second_80_holds_in_every_second_of_a_driven_clock(
     assert len(times) / (max(times) - min(times) + 1 / 80) >= 0.90 * 80
 
 
+def test_an_hourly_limit_ends_the_pass_until_the_next_slot_instead_of_holding_anyone(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """rate_limit_per_hour 60 (one a minute), 3 recipients: each pass sends what has a slot
+    now and ends with next_at at the next slot, leasing nobody to wait; the three sends are a
+    minute apart and the campaign finishes."""
+    run = start(db_url, tmp_path, api, n=3, delivery={"rate_limit_per_hour": 60})
+    first = run.work()
+    assert first.sent == 1 and not first.finished
+    assert first.next_at is not None and first.next_at >= run.clock() + timedelta(seconds=50)
+    assert [r for r in run.recipients().values() if r["lease_owner"] is not None] == []
+    assert run.drain().finished
+    run.engine.close()
+    sent_at = sorted(r["sent_at"] for r in table_rows(db_url, models.messages))
+    assert len(sent_at) == 3 and len(api.messages) == 3
+    assert all(b - a >= timedelta(seconds=60) for a, b in zip(sent_at, sent_at[1:]))
+
+
 def test_daily_unique_recipients_hold_recipients_back_without_failing_them(
     db_url: str, tmp_path: Path, api: StandIn
 ) -> None:
