@@ -4,6 +4,7 @@ circuit breaker, rate and messaging limits, the window at send time, and fan-in.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -311,7 +312,7 @@ def test_an_hourly_limit_ends_the_pass_until_the_next_slot_instead_of_holding_an
     run.engine.close()
     sent_at = sorted(r["sent_at"] for r in table_rows(db_url, models.messages))
     assert len(sent_at) == 3 and len(api.messages) == 3
-    assert all(b - a >= timedelta(seconds=60) for a, b in zip(sent_at, sent_at[1:]))
+    assert all(b - a >= timedelta(seconds=60) for a, b in itertools.pairwise(sent_at))
 
 
 def test_daily_unique_recipients_hold_recipients_back_without_failing_them(
