@@ -272,7 +272,8 @@ class Recipient(Base):
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[str | None] = mapped_column(String(40))
-    message_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # The latest accepted wamid, for reports; unique on messages, not here (0005).
+    message_id: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     current_node: Mapped[str | None] = mapped_column(String(200))
@@ -343,11 +344,13 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     organization: Mapped[str] = mapped_column(Org)
-    recipient_id: Mapped[int] = mapped_column(Id, ForeignKey("recipients.id"))
+    # No foreign keys (0005): written only with its recipient under the lease fence, and
+    # neither recipients nor conversations are deleted.
+    recipient_id: Mapped[int] = mapped_column(Id)
     step: Mapped[int] = mapped_column(Integer)  # the recipient's `step` when this send started
     node: Mapped[str] = mapped_column(String(200))  # the flow node that sent it
     channel: Mapped[str] = mapped_column(String(63))  # Channel document name
-    conversation_id: Mapped[int | None] = mapped_column(Id, ForeignKey("conversations.id"))
+    conversation_id: Mapped[int | None] = mapped_column(Id)
     message_id: Mapped[str | None] = mapped_column(String(200), unique=True)  # wamid
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
