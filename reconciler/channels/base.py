@@ -67,6 +67,11 @@ class SendResult:
 
 @runtime_checkable
 class Channel(Protocol):
+    async def send(self, message: OutgoingMessage, *, concurrency: int) -> SendResult:
+        """Send one message. `concurrency` is the most sends this caller keeps in flight at
+        once (a channel may size its connections by it). Never raises for a failed send."""
+        ...
+
     async def send_many(
         self, messages: Sequence[OutgoingMessage], *, concurrency: int
     ) -> list[SendResult]:

@@ -87,6 +87,13 @@ class WhatsAppCloudChannel:
 
     __str__ = __repr__
 
+    async def send(self, message: OutgoingMessage, *, concurrency: int = 50) -> SendResult:
+        try:
+            pool = self._pool_for(max(1, concurrency))
+        except http1.InvalidURL as exc:
+            return SendResult.failure(self._scrub(classify(None, None, exc, detail=_describe(exc))))
+        return await self._send_one(pool, message)
+
     async def send_many(
         self, messages: Sequence[OutgoingMessage], *, concurrency: int = 50
     ) -> list[SendResult]:

@@ -33,7 +33,7 @@ from reconciler.models import conversations, executions, recipients
 
 CHUNK = 1000
 FIRST_CHUNK = 1000  # committed with the move to running: sending starts after this many
-STREAM_CHUNK = 20_000
+STREAM_CHUNK = 5_000
 ANALYZE_AFTER = 1000
 
 
