@@ -10,8 +10,12 @@ parsed by httptools, the C parser uvicorn uses, so the part of HTTP that is easy
 is not written here.
 
 Deliberately small: one origin (scheme, host, port); POST with a `Content-Length` body;
-keep-alive; TLS through the standard `ssl` module with certificate checks on; one timeout per
-request (connecting counts). No proxies (the aiohttp client ran with `trust_env=False`, so
+keep-alive (a connection idle for `max_idle` is closed rather than reused: a server that
+times it out at the moment we write would leave that request's outcome unknown); TLS through
+the standard `ssl` module with certificate checks on; one timeout per request (connecting
+counts), enforced by one periodic check per pool rather than a timer per request (a timer
+per request was a tenth of the client's CPU), so a request may outlive it by a quarter of
+it (at most 0.25 s). No proxies (the aiohttp client ran with `trust_env=False`, so
 none either), redirects, cookies or compression. A request is never retried here: whether a
 POST that may have arrived is sent again is the engine's decision (SPEC 6.5).
 
@@ -55,7 +59,7 @@ class Pool:
     Bound to the event loop it is first used on (as any asyncio transport is)."""
 
     def __init__(self, url: str, *, limit: int, headers: Mapping[str, str], timeout: float,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, max_idle: float = 30.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidURL(f"not an http(s) URL with a host: {url!r}")
@@ -68,6 +72,7 @@ class Pool:
         self.port = port or (443 if self.tls else 80)
         self.limit = max(1, limit)
         self.timeout = timeout
+        self.max_idle = max_idle
         # The system's trust store unless told otherwise (a private CA); never unverified.
         self._ssl = (ssl_context or ssl.create_default_context()) if self.tls else None
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -80,19 +85,29 @@ class Pool:
         self._open = 0  # connections open or being opened
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        self._busy: set[_Connection] = set()  # a request on the wire: watched for its deadline
+        self._tick = max(0.005, min(0.25, timeout / 4))
+        self._reaper: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:  # the head holds credentials: never show it
         return f"Pool({'https' if self.tls else 'http'}://{self.host}:{self.port}, limit={self.limit})"
 
     async def post(self, body: bytes) -> Response:
         conn = await self._acquire()
+        loop = asyncio.get_running_loop()
+        self._busy.add(conn)
+        if self._reaper is None:
+            self._reaper = loop.call_later(self._tick, self._reap)
         try:
             response = await conn.request(
-                b"%s%d\r\n\r\n%s" % (self._head, len(body), body), self.timeout)
+                b"%s%d\r\n\r\n%s" % (self._head, len(body), body), loop.time() + self.timeout)
         except BaseException:
+            self._busy.discard(conn)
             self._drop(conn)
             raise
+        self._busy.discard(conn)
         if conn.reusable and not self._closed:
+            conn.idle_since = loop.time()
             self._idle.append(conn)
             self._wake()
         else:
@@ -107,13 +122,23 @@ class Pool:
             conn.close()
         self._open -= len(idle)
 
+    def _reap(self) -> None:
+        """Fail the requests past their deadline; runs every `_tick` while any is on the wire."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn in [c for c in self._busy if c.deadline <= now]:
+            conn.expire()
+        self._reaper = loop.call_later(self._tick, self._reap) if self._busy else None
+
     async def _acquire(self) -> _Connection:
         while True:
             while self._idle:
                 conn = self._idle.pop()
-                if conn.reusable:
+                fresh = asyncio.get_running_loop().time() - conn.idle_since < self.max_idle
+                if conn.reusable and fresh:
                     return conn
-                self._open -= 1  # closed by the server while idle
+                conn.close()
+                self._open -= 1  # closed by the server while idle, or idle too long
             if self._open < self.limit:
                 self._open += 1
                 try:
@@ -165,6 +190,8 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[Response] | None = None
         self.closed = False
         self.keep_alive = True
+        self.deadline = 0.0  # loop time by which the request in flight must be answered
+        self.idle_since = 0.0
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
 
@@ -172,16 +199,16 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return not self.closed and self.keep_alive
 
-    async def request(self, data: bytes, timeout: float) -> Response:
+    async def request(self, data: bytes, deadline: float) -> Response:
+        """Write the request and wait for its response; `deadline` (loop time) is enforced
+        by the pool's `_reap`, which calls `expire`."""
         assert self.transport is not None and self.waiter is None
-        loop = asyncio.get_running_loop()
-        self.waiter = waiter = loop.create_future()
+        self.deadline = deadline
+        self.waiter = waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
-        expire = loop.call_later(timeout, self._expire)
         try:
             return await waiter
         finally:
-            expire.cancel()
             self.waiter = None
 
     def close(self) -> None:
@@ -189,7 +216,7 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         self._fail(TimeoutError("no response within the timeout"))
         if self.transport is not None:
             self.transport.abort()

@@ -165,6 +165,24 @@ def test_a_connection_the_server_closed_while_idle_is_not_used() -> None:
     assert [r.status for r in got] == [200] * 3 and server.connections == 3
 
 
+def test_a_connection_idle_for_longer_than_max_idle_is_closed_not_reused() -> None:
+    """A keep-alive connection unused for `max_idle` seconds is replaced by a fresh one: a
+    server timing it out as we write would leave that request's outcome unknown."""
+    got = []
+
+    async def body(server: Server) -> None:
+        p = Pool(f"http://127.0.0.1:{server.port}/x", limit=1, timeout=5, headers={},
+                 max_idle=0.1)
+        got.append(await p.post(b"{}"))
+        got.append(await p.post(b"{}"))  # at once: the same connection
+        await asyncio.sleep(0.2)
+        got.append(await p.post(b"{}"))  # idle too long: a new one
+        await p.close()
+
+    server = asyncio.run(serving(ok, body))
+    assert [r.status for r in got] == [200] * 3 and server.connections == 2
+
+
 def test_a_refused_connection_is_not_connected_and_nothing_was_sent() -> None:
     """Nobody listening: `NotConnected`, which the engine treats as never sent."""
     with socket.socket() as s:
