@@ -33,6 +33,14 @@ def is_open(conn: Connection, organization: str, channel: str) -> bool:
     return state == st.CIRCUIT_OPEN
 
 
+def state_of(organization: str, channel: str) -> sa.ScalarSelect[str]:
+    """The breaker's state as a scalar subquery (NULL: never opened), for a statement that
+    reads it along with other things."""
+    c = channel_circuits.c
+    return sa.select(c.state).where(c.organization == organization,
+                                    c.channel == channel).scalar_subquery()
+
+
 def reason_of(conn: Connection, organization: str, channel: str) -> str:
     c = channel_circuits.c
     row = conn.execute(

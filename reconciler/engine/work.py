@@ -133,7 +133,7 @@ class OffsetClock:
         return self.start + timedelta(seconds=time.monotonic() - self.t0)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Claimed:
     id: int
     contact_id: str
@@ -149,7 +149,7 @@ class _Claimed:
     fence: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Send:
     r: _Claimed
     action: flowrun.Send
@@ -438,19 +438,26 @@ class _Pass:
         return _Taken(len(rows), sends, times)
 
     def _running(self, conn: Connection, t: datetime) -> bool:
-        """The breaker is closed and the execution still running (else the report says why)."""
+        """The breaker is closed and the execution still running (else the report says why).
+        One statement, as it runs before every batch: the heartbeat, whether the fan-out is
+        done, and the breaker's state."""
         e = executions.c
-        if breaker.is_open(conn, self.organization, self.channel_name):
+        row = conn.execute(
+            executions.update().where(e.id == self.execution_id, e.status == st.EX_RUNNING)
+            .values(heartbeat_at=t)
+            .returning(e.fanned_out,
+                       breaker.state_of(self.organization, self.channel_name).label("circuit"))
+        ).first()
+        if row is None:
+            self.report.status = conn.execute(
+                sa.select(e.status).where(e.id == self.execution_id)).scalar_one()
+            return False
+        self._fanned_out = row.fanned_out
+        if row.circuit == st.CIRCUIT_OPEN:
             breaker.pause_channel(conn, self.organization, self.channel_name, now=t)
             self.report.status = st.EX_PAUSED_CIRCUIT
             self.report.reason = breaker.reason_of(conn, self.organization, self.channel_name)
             return False
-        status, self._fanned_out = conn.execute(
-            sa.select(e.status, e.fanned_out).where(e.id == self.execution_id)).one()
-        if status != st.EX_RUNNING:
-            self.report.status = status
-            return False
-        conn.execute(executions.update().where(e.id == self.execution_id).values(heartbeat_at=t))
         return True
 
     def _due(self, conn: Connection, t: datetime) -> sa.Select[Any]:
@@ -485,7 +492,9 @@ class _Pass:
             sa.select(conversations.c.id).where(v.organization == self.organization,
                                                 v.channel == self.channel_name,
                                                 v.contact_id == p.contact_id).limit(1).lateral("v"),
-            sa.select(m.status, m.attempts).where(m.recipient_id == p.id,
+            # Only a recipient that was ever sent to can have a message row: no probe for
+            # the rest (a fresh campaign's every recipient).
+            sa.select(m.status, m.attempts).where(p.attempts > 0, m.recipient_id == p.id,
                                                   m.step == p.step).limit(1).lateral("m"),
         )
 
@@ -496,7 +505,7 @@ class _Pass:
             on = (sa.and_(c.organization == self.organization, c.id == p.contact_id),
                   sa.and_(v.organization == self.organization, v.channel == self.channel_name,
                           v.contact_id == p.contact_id),
-                  sa.and_(m.recipient_id == p.id, m.step == p.step))
+                  sa.and_(p.attempts > 0, m.recipient_id == p.id, m.step == p.step))
         return (
             sa.select(picked, c.id.label("found"), c.phone.label("contact_phone"), c.tags,
                       c.opted_out, c.attributes, v.id.label("conversation_id"),
@@ -520,8 +529,9 @@ class _Pass:
                 outcomes.append(self._final(c, st.R_FAILED, CODE_OPTED_OUT,
                                             "the contact opted out", t))
                 continue
-            contact = {"id": x.found, "phone": x.contact_phone, "tags": list(x.tags or []),
-                       "opted_out": False, "attributes": dict(x.attributes or {})}
+            # Freshly decoded for this row: nothing else holds these objects.
+            contact = {"id": x.found, "phone": x.contact_phone, "tags": x.tags or [],
+                       "opted_out": False, "attributes": x.attributes or {}}
             variables = flowrun.resolve_variables(self.plan.variable_mapping, contact)
             action = flowrun.advance(self.flow, c.node, variables=variables, contact=contact, now=t)
             if not isinstance(action, flowrun.Send):
