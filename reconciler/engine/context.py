@@ -38,7 +38,12 @@ class EngineSettings:
     lease_seconds: float = 120.0
     # A running execution with due work and no heartbeat for this long has lost its task.
     stale_seconds: float = 30.0
-    batch_size: int = 500
+    # Recipients taken per batch, fewer when the rate limits would not give them slots
+    # within `rate_horizon`. Per-batch costs (a dozen statements, two commits) made 500 send
+    # ~10% slower than 1,000 in the scale-out benchmark; a worker that dies loses the outcome
+    # of at most one batch in flight (at most once: `unknown`), which the horizon bounds to a
+    # second of sends at the channel's rate.
+    batch_size: int = 1000
     # A worker reserves rate-limit slots at most this far ahead, then sleeps until each slot.
     rate_horizon: float = 1.0
     # A work pass yields its worker after this long (re-enqueued at once): fairness between
