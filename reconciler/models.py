@@ -451,3 +451,20 @@ class DailyRecipient(Base):
 rate_buckets: Table = RateBucket.__table__  # type: ignore[assignment]
 channel_circuits: Table = ChannelCircuit.__table__  # type: ignore[assignment]
 daily_recipients: Table = DailyRecipient.__table__  # type: ignore[assignment]
+
+
+class SendPermit(Base):
+    """A work pass's share of its execution's `max_concurrent_executions` (0006): while the
+    row is alive (`until` ahead) the pass may have `permits` sends in flight. The live rows of
+    one execution never add up to more than its bound (reconciler.engine.permits)."""
+
+    __tablename__ = "send_permits"
+
+    organization: Mapped[str] = mapped_column(Org)
+    execution_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)  # the pass
+    permits: Mapped[int] = mapped_column(Integer)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+send_permits: Table = SendPermit.__table__  # type: ignore[assignment]

@@ -198,6 +198,8 @@ class _State:
     buckets: dict[str, _Bucket] = field(default_factory=dict)
     last_to: dict[tuple[str, str], float] = field(default_factory=dict)  # pair-rate memory
     requests: int = 0
+    in_flight: int = 0  # requests to the messages endpoint being handled now
+    most_in_flight: int = 0
 
 
 class StandIn:
@@ -269,6 +271,12 @@ class StandIn:
     def count_by_recipient(self) -> Counter[str]:
         return Counter(m.to for m in self.messages)
 
+    @property
+    def most_in_flight(self) -> int:
+        """The most requests to the messages endpoint handled at once since the last reset
+        (with `latency` faults: how many a client kept in flight)."""
+        return self._state.most_in_flight
+
     def duplicates(self) -> dict[tuple[str, str], int]:
         """(to, content) accepted more than once, with their counts: a user saw it twice."""
         counts = Counter((m.to, m.content) for m in self.messages)
@@ -282,6 +290,7 @@ class StandIn:
             self._state.buckets.clear()
             self._state.last_to.clear()
             self._state.requests = 0
+            self._state.most_in_flight = self._state.in_flight
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -415,6 +424,16 @@ class StandIn:
         return app
 
     async def _handle_message(self, request: web.Request) -> web.StreamResponse:
+        state = self._state
+        # Counted on the server's own loop thread only: tests read the maximum afterwards.
+        state.in_flight += 1
+        state.most_in_flight = max(state.most_in_flight, state.in_flight)
+        try:
+            return await self._handle_message_counted(request)
+        finally:
+            state.in_flight -= 1
+
+    async def _handle_message_counted(self, request: web.Request) -> web.StreamResponse:
         state = self._state
         raw = await request.read()
         try:

@@ -69,7 +69,7 @@ class SendResult:
 class Channel(Protocol):
     async def send(self, message: OutgoingMessage, *, concurrency: int) -> SendResult:
         """Send one message. `concurrency` is the most sends this caller keeps in flight at
-        once (a channel may size its connections by it). Never raises for a failed send."""
+        once (a hint; the caller enforces it). Never raises for a failed send."""
         ...
 
     async def send_many(

@@ -3,8 +3,12 @@
 A small keep-alive HTTP/1.1 client with httptools parsing, chosen by measurement: aiohttp (the
 fastest library client measured, FACTS.md: ~11.8k POST/s at 50 concurrent, against 0.39k/s
 for httpx async and 5.7k/s for curl_cffi here) spends 63-72 µs of CPU per request, this one
-17-21 µs, and a worker's sending thread is its busiest. One pool sized to the concurrency is
-kept across calls, so connections are reused instead of re-opened per batch.
+17-21 µs, and a worker's sending thread is its busiest. One pool is kept across calls, so
+connections are reused instead of re-opened per batch. Callers bound what they keep in flight
+(the engine's senders: `max_concurrent_executions` per execution, across workers; `send_many`'s
+`concurrency`), so several of them in one process (passes of two executions, two passes of
+one) share the pool without waiting for each other's connections: its own limit,
+MAX_CONNECTIONS, only stops a runaway caller.
 
 The client never retries a POST, so one `send_many` entry is at most one request: retries are
 the engine's, guarded by the database.
@@ -21,6 +25,7 @@ from reconciler.channels import http1
 from reconciler.channels.base import ChannelError, OutgoingMessage, SendResult, classify
 
 DEFAULT_API_BASE_URL = "https://graph.facebook.com/v21.0"
+MAX_CONNECTIONS = 1000
 # One compact encoder: `json.dumps(..., separators=...)` would build a new encoder per message.
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -89,7 +94,7 @@ class WhatsAppCloudChannel:
 
     async def send(self, message: OutgoingMessage, *, concurrency: int = 50) -> SendResult:
         try:
-            pool = self._pool_for(max(1, concurrency))
+            pool = self._pool_for()
         except http1.InvalidURL as exc:
             return SendResult.failure(self._scrub(classify(None, None, exc, detail=_describe(exc))))
         return await self._send_one(pool, message)
@@ -101,7 +106,7 @@ class WhatsAppCloudChannel:
             return []
         concurrency = max(1, concurrency)
         try:
-            pool = self._pool_for(concurrency)
+            pool = self._pool_for()
         except http1.InvalidURL as exc:
             error = self._scrub(classify(None, None, exc, detail=_describe(exc)))
             return [SendResult.failure(error) for _ in messages]
@@ -136,13 +141,11 @@ class WhatsAppCloudChannel:
             await self._pool.close()
             self._pool = None
 
-    def _pool_for(self, concurrency: int) -> http1.Pool:
+    def _pool_for(self) -> http1.Pool:
         loop = asyncio.get_running_loop()
         if self._pool is None or self._loop is not loop:
-            # Sized by the first call; a later, larger `concurrency` queues for a connection
-            # rather than closing a pool other in-flight calls may still be using. A pool
-            # cannot outlive its event loop (e.g. after `send_many_sync`): start anew.
-            self._pool = http1.Pool(self.url, limit=concurrency, timeout=self.timeout, headers={
+            # A pool cannot outlive its event loop (e.g. after `send_many_sync`): start anew.
+            self._pool = http1.Pool(self.url, limit=MAX_CONNECTIONS, timeout=self.timeout, headers={
                 "Authorization": "Bearer " + self._token.reveal(),
                 "Content-Type": "application/json",
                 "User-Agent": "flowspec",

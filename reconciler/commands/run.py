@@ -75,7 +75,10 @@ def run(
     started_wall = datetime.now(UTC)
     clock = eng.OffsetClock(now if now is not None else started_wall)
     url = dbmod.resolve_url(db_url)
-    context = eng.open_engine(url, settings=eng.EngineSettings(pass_budget=RUN_PASS_BUDGET))
+    # One pass at a time per execution here (Drain): it may keep all of
+    # max_concurrent_executions in flight.
+    context = eng.open_engine(url, settings=eng.EngineSettings(pass_budget=RUN_PASS_BUDGET,
+                                                               parallelism=1))
     try:
         t0 = clock().replace(microsecond=0)
         with dbmod.database_errors(context.database):

@@ -103,7 +103,7 @@ def trigger(
         from reconciler.executions import list_executions, live_counts
 
         drain = Drain(context, clock=clock, max_wait=max_wait, ids=[result.execution_id])
-        context.settings = eng.EngineSettings(pass_budget=2.0)
+        context.settings = eng.EngineSettings(pass_budget=2.0, parallelism=1)  # as `run`
         with dbmod.database_errors(context.database):
             drain.run(None)
             with context.db.connect() as conn:

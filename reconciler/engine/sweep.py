@@ -16,6 +16,7 @@ sweepers may run; each step is a conditional update), makes the database the onl
    claims are idempotent).
 4. **Fan-in** (SPEC 6.9): executions whose recipients are all terminal are finished, once.
 5. **Queue policy**: `queued` occurrences whose predecessor finished are started.
+6. **Send permits** of passes that died (their `until` passed) are deleted.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from reconciler import db as dbmod
-from reconciler.engine import bulk
+from reconciler.engine import bulk, permits
 from reconciler.engine import states as st
 from reconciler.engine.context import EngineContext
 from reconciler.engine.dispatch import start_queued
@@ -64,6 +65,8 @@ def sweep(engine: EngineContext, *, now: datetime, enqueue: Enqueue) -> SweepRep
     _lost_tasks(engine, now, report, touched)
     _fan_in(engine, now, report)
     report.started = start_queued(engine, now=now, enqueue=lambda _id: None).executions
+    with dbmod.write_transaction(engine.db) as conn:
+        permits.expire(conn, now=now)
     for execution_id in report.enqueued:
         enqueue(execution_id)
     return report

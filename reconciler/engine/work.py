@@ -56,7 +56,7 @@ from flowspec.diagnostics import UserError
 from reconciler import db as dbmod
 from reconciler import flowrun
 from reconciler.channels import Channel, ChannelError, OutgoingMessage, SendResult
-from reconciler.engine import breaker, bulk, retry
+from reconciler.engine import breaker, bulk, permits, retry
 from reconciler.engine import states as st
 from reconciler.engine.aio import shared_loop
 from reconciler.engine.context import ChannelFactory, EngineContext
@@ -221,6 +221,11 @@ class _Pass:
         self._not_before: datetime | None = None  # no batch before then (rate, window close)
         self._fanned_out = True  # as of the last take: False while recipients are still written
         self._fanout_waited = 0.0
+        self.token = uuid.uuid4().hex  # this pass, as holder of send permits
+        self._permit_ttl = timedelta(seconds=self.settings.stale_seconds)
+        self._permits_kept = now
+        self.concurrency = 1
+        self._in_flight = _InFlightBound(1)
 
     # ----------------------------------------------------------------------- pass
 
@@ -272,16 +277,20 @@ class _Pass:
             report.status, report.reason = st.EX_PAUSED_CIRCUIT, str(exc)
             return report
         self.buckets = self._buckets()
-        self.concurrency = max(1, min(self.delivery.max_concurrent_executions, self.batch_size))
         self.claim_size = self._claim_size()
         # How long a full batch's slots span at the slowest limit.
         self._span = (self.claim_size - 1) * max(b.interval_us for b in self.buckets) / 1_000_000
+        if not self._acquire_permits():
+            return report
         report.status = st.EX_RUNNING
         try:
-            if not self._loop():
-                return report
+            try:
+                if not self._loop():
+                    return report
+            finally:
+                self._settle()  # nothing is left on the wire when a pass returns
         finally:
-            self._settle()  # nothing is left on the wire when a pass returns
+            self._release_permits()
         if report.status == st.EX_PAUSED_CIRCUIT:
             return report
         return self._end(self.clock())
@@ -390,6 +399,43 @@ class _Pass:
         else:
             self._reload_status()
 
+    # ----------------------------------------------------------------------- permits
+
+    def _acquire_permits(self) -> bool:
+        """This pass's share of `max_concurrent_executions` (reconciler.engine.permits): it
+        runs that many senders. False, with `next_at`, when other passes hold it all."""
+        bound = self.delivery.max_concurrent_executions
+        want = min(permits.share(bound, self.settings.parallelism), self.claim_size)
+        t = self.clock()
+        with self._tx() as conn:
+            grant = permits.acquire(conn, organization=self.organization,
+                                    execution_id=self.execution_id, token=self.token, want=want,
+                                    bound=bound, until=t + self._permit_ttl, now=t)
+        if not grant.permits:
+            self.report.next_at = grant.retry_at or t + self._permit_ttl
+            self.report.reason = (f"all {bound} sends in flight (max_concurrent_executions) "
+                                  "are held by other workers")
+            return False
+        self.concurrency = grant.permits
+        # Shared by the pass's batches: the next one starts sending while the last finishes.
+        self._in_flight = _InFlightBound(grant.permits)
+        self._permits_kept = t
+        return True
+
+    def _keep_permits(self, conn: Connection, t: datetime) -> bool:
+        if (t - self._permits_kept) < self._permit_ttl / 3:
+            return True
+        self._permits_kept = t
+        return permits.keep(conn, execution_id=self.execution_id, token=self.token,
+                            until=t + self._permit_ttl)
+
+    def _release_permits(self) -> None:
+        try:
+            with self._tx() as conn:
+                permits.release(conn, execution_id=self.execution_id, token=self.token)
+        except sa.exc.SQLAlchemyError:
+            pass  # the row runs out by itself (`until`)
+
     # ----------------------------------------------------------------------- limits
 
     def _buckets(self) -> list[Bucket]:
@@ -453,6 +499,10 @@ class _Pass:
                 sa.select(e.status).where(e.id == self.execution_id)).scalar_one()
             return False
         self._fanned_out = row.fanned_out
+        if not self._keep_permits(conn, t):
+            # This pass stalled past its permits' lifetime: another may hold them now.
+            self.report.next_at = t
+            return False
         if row.circuit == st.CIRCUIT_OPEN:
             breaker.pause_channel(conn, self.organization, self.channel_name, now=t)
             self.report.status = st.EX_PAUSED_CIRCUIT
@@ -607,7 +657,7 @@ class _Pass:
         t = self.clock()
         future = asyncio.run_coroutine_threadsafe(
             _send_paced(self.channel, [s.message for s in taken.go], taken.times,
-                        self.concurrency, lambda: self.clock().timestamp(), self.sleep,
+                        self._in_flight, lambda: self.clock().timestamp(), self.sleep,
                         driven=not self.real_time),
             shared_loop().loop,
         )
@@ -757,14 +807,30 @@ async def _await(awaitable: Awaitable[None]) -> None:
     await awaitable
 
 
+class _InFlightBound:
+    """A pass's sends in flight, at most `limit` across its batches (its share of
+    max_concurrent_executions); used on the event-loop thread only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._semaphore: asyncio.Semaphore | None = None
+
+    @property
+    def semaphore(self) -> asyncio.Semaphore:
+        if self._semaphore is None:  # made on the loop that uses it
+            self._semaphore = asyncio.Semaphore(self.limit)
+        return self._semaphore
+
+
 async def _send_paced(
     channel: Channel, messages_: Sequence[OutgoingMessage], times: Sequence[float],
-    concurrency: int, now: Callable[[], float], sleep: Sleep, *, driven: bool = False,
+    in_flight: _InFlightBound, now: Callable[[], float], sleep: Sleep, *, driven: bool = False,
 ) -> tuple[list[SendResult | None], list[float]]:
-    """Send each message no earlier than its slot, with at most `concurrency` sends in
-    flight. One pacer releases what is due (at most every PACING_QUANTUM) and is the only one
-    that sleeps; `concurrency` long-lived senders send released messages in slot order (a task
-    per message cost more than its request). A message whose slot passed more than
+    """Send each message no earlier than its slot, with at most `in_flight.limit` sends in
+    flight, counting the pass's other batch still finishing. One pacer releases what is due
+    (at most every PACING_QUANTUM) and is the only one that sleeps; that many long-lived
+    senders send released messages in slot order (a task per message cost more than its
+    request). A message whose slot passed more than
     LATE_TOLERANCE before its release (the process stalled) is not sent: it comes back as None
     and gets a new slot, because sending it late would put it in the same second as the slots
     after it. On a `driven` clock, where nothing happens between two readings, the pacer moves
@@ -781,13 +847,17 @@ async def _send_paced(
     drained: list[asyncio.Future[None]] = []  # the pacer, waiting for the queue to empty
     pacing = True
 
+    concurrency = in_flight.limit
+    bound = in_flight.semaphore
+
     async def sender() -> None:
         while True:
             if queue:
                 k = queue.popleft()
                 if not queue and drained:
                     drained.pop().set_result(None)
-                results[k] = await channel.send(messages_[k], concurrency=concurrency)
+                async with bound:
+                    results[k] = await channel.send(messages_[k], concurrency=concurrency)
             elif pacing:
                 waiter = loop.create_future()
                 idle.append(waiter)

@@ -35,6 +35,7 @@ from engine_support import (
 )
 from test_engine_limits import max_in_any_second
 
+from reconciler import db as dbmod
 from reconciler import engine as eng
 from reconciler import models
 from reconciler.channels import Channel, OutgoingMessage, SendResult, open_channel
@@ -317,6 +318,58 @@ def test_an_hourly_limit_ends_the_pass_until_the_next_slot_instead_of_holding_an
     sent_at = sorted(r["sent_at"] for r in table_rows(db_url, models.messages))
     assert len(sent_at) == 3 and len(api.messages) == 3
     assert all(b - a >= timedelta(seconds=60) for a, b in itertools.pairwise(sent_at))
+
+
+def test_max_concurrent_executions_bounds_sends_in_flight_across_concurrent_passes(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """max_concurrent_executions 4, three passes at once (parallelism 2: a share of 2 each), the
+    API answering in 50 ms, batches of 50: the stand-in never sees more than 4 requests at
+    once (but more than one pass's share), the third pass finds no share left and says so, and
+    everyone gets exactly one message."""
+    run = start(db_url, tmp_path, api, n=200, delivery={"max_concurrent_executions": 4})
+    api.add_fault(Fault(action="delay", latency=0.05))
+    barrier = threading.Barrier(3)
+    reports: list[eng.WorkReport] = []
+
+    def one_pass() -> None:
+        barrier.wait()
+        reports.append(eng.work_execution(run.engine, run.execution_id, now=run.clock()))
+
+    threads = [threading.Thread(target=one_pass) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+    assert 2 < api.most_in_flight <= 4
+    refused = [r for r in reports if r.claimed == 0]
+    assert len(refused) == 1 and "max_concurrent_executions" in (refused[0].reason or "")
+    assert refused[0].next_at is not None  # it comes back when a share may be free
+    assert run.drain().status == "finished"
+    run.engine.close()
+    assert len(api.messages) == 200 and not api.duplicates()
+    assert rows(db_url, "select count(*) as n from send_permits") == [{"n": 0}]
+
+
+def test_the_share_of_a_pass_that_died_comes_back_when_its_permits_run_out(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """A pass that died holding the whole bound (its send_permits row is still there): the next
+    pass gets nothing until that row's `until`, then takes its share and finishes the run."""
+    run = start(db_url, tmp_path, api, n=5, delivery={"max_concurrent_executions": 2})
+    until = run.clock() + timedelta(seconds=30)
+    with dbmod.write_transaction(run.engine.db) as conn:
+        conn.execute(models.send_permits.insert().values(
+            organization=ORG, execution_id=run.execution_id, token="dead", permits=2,
+            until=until))
+    blocked = run.work()
+    assert blocked.claimed == 0 and blocked.next_at == until
+    run.clock.t = until
+    assert run.drain().finished
+    run.engine.close()
+    assert len(api.messages) == 5
+    assert rows(db_url, "select count(*) as n from send_permits") == [{"n": 0}]
 
 
 def test_daily_unique_recipients_hold_recipients_back_without_failing_them(
