@@ -13,9 +13,10 @@ Listed ids without a stored contact, and contacts without a phone, become `faile
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
@@ -93,7 +94,8 @@ def fan_out(
             )
             rows = _recipient_rows(ex.organization, execution_id, flow.model.spec.start,
                                    audience.contacts, audience.missing, now)
-            first, rest = rows[:FIRST_CHUNK], rows[FIRST_CHUNK:]
+            # The rest is built after the first chunk is in and sending has started.
+            first = list(islice(rows, FIRST_CHUNK))
             inserted = _insert_chunk(conn, ex.organization, spec.whatsapp_number, first, now)
             conn.execute(
                 executions.update()
@@ -108,6 +110,7 @@ def fan_out(
     except UserError as exc:
         _fail(engine, execution_id, str(exc), now)
         return FanoutReport(execution_id, st.EX_FAILED)
+    rest = list(rows)
     if on_running is not None and rest:
         on_running()
     analyzed = False
@@ -121,7 +124,8 @@ def fan_out(
     with dbmod.write_transaction(engine.db) as conn:
         conn.execute(
             executions.update().where(e.id == execution_id, e.fanned_out.is_(False)).values(
-                fanned_out=True, audience_size=len(rows), opted_out=audience.opted_out,
+                fanned_out=True, audience_size=len(first) + len(rest),
+                opted_out=audience.opted_out,
                 heartbeat_at=now, updated_at=now,
             )
         )
@@ -235,25 +239,22 @@ def _create_conversations(
 def _recipient_rows(
     organization: str, execution_id: int, start: str, contacts: list[dict[str, Any]],
     missing: list[str], now: datetime,
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
     base = {"organization": organization, "execution_id": execution_id, "attempts": 0, "step": 0,
             "created_at": now, "updated_at": now}
-    rows = []
     for c in contacts:
         if c.get("phone"):
-            rows.append({**base, "contact_id": c["id"], "phone": c["phone"], "status": st.R_PENDING,
-                         "current_node": start, "next_attempt_at": now, "error_code": None,
-                         "error": None})
+            yield {**base, "contact_id": c["id"], "phone": c["phone"], "status": st.R_PENDING,
+                   "current_node": start, "next_attempt_at": now, "error_code": None,
+                   "error": None}
         else:
-            rows.append({**base, "contact_id": c["id"], "phone": None, "status": st.R_FAILED,
-                         "current_node": None, "next_attempt_at": None,
-                         "error_code": st.CODE_NO_PHONE, "error": "the contact has no phone number"})
+            yield {**base, "contact_id": c["id"], "phone": None, "status": st.R_FAILED,
+                   "current_node": None, "next_attempt_at": None,
+                   "error_code": st.CODE_NO_PHONE, "error": "the contact has no phone number"}
     for contact_id in missing:
-        rows.append({**base, "contact_id": contact_id, "phone": None, "status": st.R_FAILED,
-                     "current_node": None, "next_attempt_at": None,
-                     "error_code": st.CODE_UNKNOWN_CONTACT,
-                     "error": "no stored contact has this id"})
-    return rows
+        yield {**base, "contact_id": contact_id, "phone": None, "status": st.R_FAILED,
+               "current_node": None, "next_attempt_at": None,
+               "error_code": st.CODE_UNKNOWN_CONTACT, "error": "no stored contact has this id"}
 
 
 def _fail(engine: EngineContext, execution_id: int, reason: str, now: datetime) -> None:
