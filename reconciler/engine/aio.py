@@ -1,9 +1,9 @@
 """One event loop per process, on its own thread, for every send of every worker thread.
 
-Huey runs tasks on worker threads (or processes); channels are asyncio (aiohttp). A session
+Huey runs tasks on worker threads (or processes); channels are asyncio. A connection pool
 belongs to the loop it was made on, so instead of one loop per task (a new connection pool per
 batch) each process keeps ONE loop thread: every worker thread hands its sends to it and waits,
-and the channel's aiohttp session and its keep-alive connections are reused by all of them.
+and the channel's pool and its keep-alive connections are reused by all of them.
 Database work stays on the worker threads, so a slow query never stalls another thread's sends.
 """
 

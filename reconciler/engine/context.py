@@ -77,7 +77,7 @@ class EngineSettings:
 
 
 class ChannelCache:
-    """Channels by (organization, name, spec): one per process, so one aiohttp session."""
+    """Channels by (organization, name, spec): one per process, so one connection pool."""
 
     def __init__(self, env: Mapping[str, str], outbox_dir: Path) -> None:
         self.env = env
