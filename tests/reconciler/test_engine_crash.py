@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from engine_support import (
+    ENV,
     ORG,
     TOKEN,
     Enqueued,
@@ -26,9 +27,15 @@ from engine_support import (
     rows,
     write_repo,
 )
+from process_helpers import flowspec_argv, scalar, subprocess_env, wait_for
+from reconciler_helpers import invoke
 
+from reconciler import db as dbmod
 from reconciler import engine as eng
+from reconciler.engine import open_engine
+from reconciler.queue import make_huey
 from reconciler.standin import Fault, StandIn
+from reconciler.tasks import enqueue_for
 
 N = 1500
 
@@ -125,3 +132,89 @@ def test_a_worker_killed_mid_execution_loses_no_recipient_and_never_duplicates_a
             assert all(counts[p] >= 1 for p in status)  # at least once: nobody lost
             twice = {p for p, n in counts.items() if n > 1}
             assert twice <= lease_expired and max(counts.values()) <= 2
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.xdist_group("processes")
+@pytest.mark.parametrize("guarantee", ["at_most_once", "at_least_once"])
+def test_a_flowspec_worker_killed_mid_execution_on_postgresql_and_redis_loses_nobody(
+    tmp_path: Path, postgres_url: str, redis_url: str, guarantee: str
+) -> None:
+    """The scale-out setup end to end: 5,000 recipients, PostgreSQL state, Redis queue, real
+    `flowspec worker` processes. SIGKILL while sends are on the wire; the sweep (as the
+    service runs it) finds the expired leases and the lost task and enqueues it; a new worker
+    finishes. Counted at the stand-in: under at_most_once nobody gets a message twice and only
+    those caught mid-send end `unknown`; under at_least_once everyone ends `completed` and only
+    those caught mid-send may have had a second copy. Nobody is lost either way."""
+    n = 5000
+    database = dbmod.open_database(postgres_url, check=False)
+    dbmod.upgrade(database.engine)
+    database.dispose()
+    # Short leases so the test waits seconds, not minutes, for the sweep; small batches so a
+    # kill lands between some and in the middle of one.
+    timing = {"FLOWSPEC_ENGINE_LEASE_SECONDS": "4", "FLOWSPEC_ENGINE_STALE_SECONDS": "3",
+              "FLOWSPEC_ENGINE_BATCH_SIZE": "250"}
+    with StandIn(token=TOKEN) as api:
+        ids = add_contacts(postgres_url, n)
+        root = write_repo(
+            tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id, messages_per_second=10000),
+            [automation_doc("promo", contact_ids=ids, delivery={"delivery_guarantee": guarantee})])
+        apply(root, postgres_url, datetime(2026, 1, 5, tzinfo=UTC))
+        env = subprocess_env(WA_TOKEN=TOKEN, **timing)
+
+        def worker() -> subprocess.Popen[str]:
+            return subprocess.Popen(
+                flowspec_argv("worker", "--db", postgres_url, "--queue", redis_url, "--config",
+                              str(root), "--poll", "0.1", "--workers", "2"),
+                cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT)
+
+        api.add_fault(Fault("delay", latency=0.02))  # every send takes a while: kills land mid-send
+        first = worker()
+        started = invoke("trigger", "promo", "--db", postgres_url, "--queue", redis_url,
+                         cwd=tmp_path)
+        assert started.code == 0, started.output
+        execution_id = int(started.out.split("execution ")[1].split(",")[0])
+        wait_for(lambda: api.request_count >= n // 3 or first.poll() is not None, timeout=120,
+                 what="a third of the sends")
+        assert first.poll() is None, first.communicate()[0]
+        first.kill()
+        first.wait()
+        time.sleep(0.2)  # requests already on the wire finish at the stand-in (and count)
+        assert 0 < len(api.messages) < n, "the kill must land mid-execution"
+        api.clear_faults()
+
+        time.sleep(4.5)  # the leases and the heartbeat run out
+        engine = open_engine(postgres_url, env={**ENV, **timing}, redis_url=redis_url)
+        queue = make_huey(redis_url, db_url=postgres_url)
+        swept = eng.sweep(engine, now=datetime.now(UTC), enqueue=enqueue_for(queue))
+        engine.close()
+        caught = swept.unknown if guarantee == "at_most_once" else swept.resend
+        assert caught > 0, "some sends were in flight when the worker died"
+        assert execution_id in swept.requeued  # its task died with the worker
+        second = worker()
+        try:
+            wait_for(lambda: scalar(postgres_url, "select status from executions where id = :e",
+                                    e=execution_id) == "finished",
+                     timeout=180, what="the new worker to finish the execution")
+        finally:
+            second.kill()
+            second.wait()
+
+        counts = Counter(m.to for m in api.messages)
+        status = {r["phone"]: r["status"] for r in rows(
+            postgres_url, "select phone, status from recipients where execution_id = :e",
+            e=execution_id)}
+        assert len(status) == n and set(counts) <= set(status)
+        if guarantee == "at_most_once":
+            # Caught mid-send: the API may or may not have them; never sent again.
+            unknown = {p for p, s in status.items() if s == "unknown"}
+            assert 0 < len(unknown) <= caught
+            assert all(s == "completed" for p, s in status.items() if p not in unknown)
+            assert all(counts[p] == 1 for p in status if p not in unknown)  # exactly once
+            assert not api.duplicates() and max(counts.values()) == 1
+        else:
+            assert set(status.values()) == {"completed"}
+            assert set(counts) == set(status)  # at least once: nobody lost
+            assert max(counts.values()) <= 2 and sum(c > 1 for c in counts.values()) <= caught
