@@ -44,7 +44,7 @@ import sqlalchemy as sa  # noqa: E402
 from reconciler import db as dbmod  # noqa: E402
 
 POSTGRES = os.environ.get("FLOWSPEC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("FLOWSPEC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 LEAD = 25.0  # seconds between writing the config and the first occurrence (startup + apply)
 AUTOMATIONS = 40
 

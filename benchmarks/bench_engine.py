@@ -19,7 +19,8 @@ Targets (issue 7): (b) >= 1,000 msg/s and >= 0.5x ceiling; (a) >= 0.25x ceiling;
 achieved >= 0.95x and max per second <= 80. 100,000 recipients (--quick: 10,000; rate 15 s).
 
 PostgreSQL and Redis come from FLOWSPEC_TEST_POSTGRES_URL / BENCH_REDIS_URL (default
-redis://127.0.0.1:6379/14, flushed). The stand-in runs in its own process.
+redis://127.0.0.1:6379/12, flushed; the tests use 15 and down). The stand-in runs in its own
+process.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ TOKEN = "bench-token"
 ORG = "acme"
 PG_ADMIN = os.environ.get("FLOWSPEC_TEST_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 
 # --------------------------------------------------------------------------- stand-in

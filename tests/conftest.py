@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,20 +53,32 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _redis_url_of_this_worker() -> str:
+    """FLOWSPEC_TEST_REDIS_URL's database, counted down by the pytest-xdist worker number
+    (gw0: 15, gw1: 14, ...): a test empties its database before and after itself, and two
+    tests in parallel sharing one emptied each other's queue (and shared rate buckets)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base, _, db = REDIS_URL.rpartition("/")
+    if not worker.isdigit() or not db.isdigit():
+        return REDIS_URL
+    return f"{base}/{max(0, int(db) - int(worker))}"
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A Redis database emptied before and after the test."""
+    """A Redis database of this test process's own, emptied before and after the test."""
     try:
         import redis
     except ImportError:  # pragma: no cover
         missing_service("redis (the Python client) is not installed")
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    url = _redis_url_of_this_worker()
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
     try:
         client.ping()
     except Exception as exc:
-        missing_service(f"Redis is not reachable at {REDIS_URL}: {exc}")
+        missing_service(f"Redis is not reachable at {url}: {exc}")
     client.flushdb()
     try:
-        yield REDIS_URL
+        yield url
     finally:
         client.flushdb()

@@ -55,6 +55,17 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+def campaign(url: str, tmp_path: Path, api: StandIn, n: int, guarantee: str) -> Path:
+    """`n` contacts and an applied automation `promo` sending them one text each through the
+    stand-in (no rate limit to speak of) under `guarantee`; the config root."""
+    ids = add_contacts(url, n)
+    root = write_repo(
+        tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id, messages_per_second=10000),
+        [automation_doc("promo", contact_ids=ids, delivery={"delivery_guarantee": guarantee})])
+    apply(root, url, datetime(2026, 1, 5, tzinfo=UTC))
+    return root
+
+
 @pytest.mark.parametrize("guarantee", ["at_most_once", "at_least_once"])
 def test_a_worker_killed_mid_execution_loses_no_recipient_and_never_duplicates_a_settled_send(
     db_url: str, tmp_path: Path, guarantee: str
@@ -64,11 +75,7 @@ def test_a_worker_killed_mid_execution_loses_no_recipient_and_never_duplicates_a
     others get exactly one message. at_least_once: every recipient ends `completed`; only those
     caught mid-send may have received a second copy. Nobody is lost in either case."""
     with StandIn(token=TOKEN) as api:
-        ids = add_contacts(db_url, N)
-        root = write_repo(
-            tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id, messages_per_second=10000),
-            [automation_doc("promo", contact_ids=ids, delivery={"delivery_guarantee": guarantee})])
-        apply(root, db_url, datetime(2026, 1, 5, tzinfo=UTC))
+        root = campaign(db_url, tmp_path, api, N, guarantee)
         engine = engine_for(db_url, root)
         started = datetime.now(UTC)
         execution_id = eng.trigger(engine, ORG, "promo", now=started, ignore_window=True).execution_id
@@ -156,11 +163,7 @@ def test_a_flowspec_worker_killed_mid_execution_on_postgresql_and_redis_loses_no
     timing = {"FLOWSPEC_ENGINE_LEASE_SECONDS": "4", "FLOWSPEC_ENGINE_STALE_SECONDS": "3",
               "FLOWSPEC_ENGINE_BATCH_SIZE": "250"}
     with StandIn(token=TOKEN) as api:
-        ids = add_contacts(postgres_url, n)
-        root = write_repo(
-            tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id, messages_per_second=10000),
-            [automation_doc("promo", contact_ids=ids, delivery={"delivery_guarantee": guarantee})])
-        apply(root, postgres_url, datetime(2026, 1, 5, tzinfo=UTC))
+        root = campaign(postgres_url, tmp_path, api, n, guarantee)
         env = subprocess_env(WA_TOKEN=TOKEN, **timing)
 
         def worker() -> subprocess.Popen[str]:
