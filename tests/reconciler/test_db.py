@@ -133,6 +133,34 @@ def test_sqlite_upgrades_itself_on_first_use(sqlite_url: str, config_dir: Config
     assert invoke("db", "current", "--db", older).out.strip() == f"{dbmod.head_revision()} (head)"
 
 
+def test_a_sqlite_file_with_sent_messages_migrates_down_and_up_keeping_every_row(
+    tmp_path: Path
+) -> None:
+    """Migrations that rebuild SQLite tables (0005) work on a file holding a finished campaign
+    with foreign keys enforced: down to 0004 and back to head (by the next run's own upgrade),
+    every recipient and message kept and no reference broken."""
+    from alembic import command
+    from process_helpers import copy_examples
+
+    copy_examples(tmp_path / "automations")
+    now = "2026-12-02T11:30:00Z"  # the daily check-in is due (test_cli_run)
+    assert invoke("run", "automations", "--now", now, "--no-progress", cwd=tmp_path).code == 0
+    url = f"sqlite:///{tmp_path / 'flowspec.db'}"
+    counted = "SELECT (SELECT count(*) FROM recipients) AS r, (SELECT count(*) FROM messages) AS m"
+    before = read(url, counted)
+    assert before == [{"r": 4, "m": 4}]
+    database = dbmod.open_database(url, check=False)
+    with dbmod.write_transaction(database.engine) as conn:
+        command.downgrade(dbmod.alembic_config(conn), "0004")
+    database.dispose()
+    assert read(url, counted) == before
+    again = invoke("run", "automations", "--now", now, "--no-progress", cwd=tmp_path)
+    assert again.code == 0, again.output
+    assert invoke("db", "current", "--db", url).out.strip() == f"{dbmod.head_revision()} (head)"
+    assert read(url, counted) == before
+    assert read(url, "PRAGMA foreign_key_check") == []
+
+
 def test_concurrent_first_use_of_sqlite_migrates_once(sqlite_url: str) -> None:
     """Several processes opening a new SQLite file at once all end up on one migrated schema."""
     errors: list[BaseException] = []

@@ -32,19 +32,24 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# On SQLite both changes rebuild the table (copy, drop, rename) with foreign keys enforced:
+# `recipients` can be dropped only while no foreign key points at it, so `messages` loses its
+# foreign keys first, and gets them back last.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table('recipients', schema=None) as batch_op:
-        batch_op.drop_constraint('uq_recipients_message_id', type_='unique')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_constraint('fk_messages_recipient_id_recipients', type_='foreignkey')
         batch_op.drop_constraint('fk_messages_conversation_id_conversations', type_='foreignkey')
+    with op.batch_alter_table('recipients', schema=None) as batch_op:
+        batch_op.drop_constraint('uq_recipients_message_id', type_='unique')
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('recipients', schema=None) as batch_op:
+        batch_op.create_unique_constraint('uq_recipients_message_id', ['message_id'])
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_foreign_key('fk_messages_conversation_id_conversations', 'conversations',
                                     ['conversation_id'], ['id'])
         batch_op.create_foreign_key('fk_messages_recipient_id_recipients', 'recipients',
                                     ['recipient_id'], ['id'])
-    with op.batch_alter_table('recipients', schema=None) as batch_op:
-        batch_op.create_unique_constraint('uq_recipients_message_id', ['message_id'])
