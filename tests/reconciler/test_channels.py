@@ -116,6 +116,29 @@ def test_channel_classes_satisfy_protocol(tmp_path: Path) -> None:
     assert isinstance(WhatsAppCloudChannel("http://x/v21.0", "1", TOKEN), Channel)
 
 
+def test_send_is_send_many_of_one(api: StandIn, tmp_path: Path) -> None:
+    """`Channel.send` (what the engine's senders call) gives what `send_many` gives for one
+    message: the API's id from WhatsApp, the outbox line's id, and a failure value, not an
+    exception, for a URL that cannot be used."""
+
+    async def run() -> list[SendResult]:
+        cloud = WhatsAppCloudChannel(api.base_url, api.phone_number_id, TOKEN)
+        outbox = OutboxChannel(tmp_path / "o.jsonl")
+        broken = WhatsAppCloudChannel("ftp://x/v21.0", "1", TOKEN)
+        try:
+            return [await cloud.send(text(1)), await outbox.send(text(2)),
+                    await broken.send(text(3))]
+        finally:
+            for channel in (cloud, outbox, broken):
+                await channel.aclose()
+
+    sent, written, failed = asyncio.run(run())
+    assert sent.ok and sent.message_id == api.messages[0].id and len(api.messages) == 1
+    line = json.loads((tmp_path / "o.jsonl").read_text())
+    assert written.ok and written.message_id == line["id"] and line["to"] == text(2).to
+    assert not failed.ok and failed.error is not None and failed.error.code == "invalid_url"
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 
