@@ -104,6 +104,11 @@ def make_consumer(
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0), default=None,
               help="Seconds a graceful stop waits for tasks in flight (default: as long as "
                    "they take; a work pass is bounded).")
+@click.option("--scheduling", type=click.Choice(["batch", "normal"]), default="batch",
+              show_default=True,
+              help="Linux scheduling policy of the task threads: batch (SCHED_BATCH) keeps a "
+                   "worker's many wake-ups from preempting the database or API server on the "
+                   "same cores; normal is the system default.")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True)
@@ -115,6 +120,7 @@ def worker(
     worker_type: str,
     poll: float,
     shutdown_timeout: float | None,
+    scheduling: str,
     log_format: str,
     log_level: str,
 ) -> int:
@@ -126,7 +132,7 @@ def worker(
       flowspec worker -w 8 --queue redis://cache:6379/0 --db postgresql://app@db/flowspec
     """
     from flowspec.commands.plan import default_path
-    from reconciler.engine.context import CONFIG_ENV
+    from reconciler.engine.context import CONFIG_ENV, SCHEDULING_ENV
     from reconciler.queue import QUEUE_ENV, check_queue, resolve_queue_url
     from reconciler.serve import describe_queue
 
@@ -149,6 +155,7 @@ def worker(
     # forked workers alike: say where everything is once, before it is imported.
     os.environ[CONFIG_ENV] = os.pathsep.join(str(Path(s).resolve()) for s in sources)
     os.environ[dbmod.URL_ENV] = url
+    os.environ[SCHEDULING_ENV] = scheduling
     if qurl:
         os.environ[QUEUE_ENV] = qurl
     # Fail now, naming the URL, rather than in every worker thread.

@@ -25,6 +25,9 @@ from reconciler.channels import Channel, open_channel
 from reconciler.engine.limits import DatabaseLimiter, Limiter, RedisLimiter
 
 CONFIG_ENV = "FLOWSPEC_CONFIG"
+# `batch` (the default) or `normal`: the Linux scheduling policy of a worker's task threads
+# (reconciler.tasks).
+SCHEDULING_ENV = "FLOWSPEC_WORKER_SCHEDULING"
 
 ChannelFactory = Callable[[str, str, Mapping[str, Any]], Channel]
 

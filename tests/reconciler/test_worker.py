@@ -3,6 +3,7 @@ on SqliteHuey and on Redis, and a SIGTERM in the middle of a slow execution."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -138,5 +139,38 @@ def test_sigterm_drains_in_flight_sends_and_a_new_worker_finishes(tmp_path: Path
         wait_for(lambda: setup.status(execution) == "finished", timeout=60,
                  what="the new worker to finish the execution")
         assert api.count_by_recipient() == {f"+5511{i:09d}": 1 for i in range(1, contacts + 1)}
+    finally:
+        setup.stop_all()
+
+
+def _policies(pid: int) -> dict[int, int]:
+    """Each thread of process `pid`: its Linux scheduling policy."""
+    return {int(tid): os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+@pytest.mark.parametrize("scheduling", ["batch", "normal"])
+def test_task_threads_run_under_the_chosen_scheduling_policy(
+    tmp_path: Path, api: StandIn, scheduling: str
+) -> None:
+    """By default (`--scheduling batch`) the worker's task threads and the send loop they start
+    run under SCHED_BATCH and the consumer's own threads keep the default policy; with
+    `--scheduling normal` every thread keeps it."""
+    setup = Setup(tmp_path, api, queue=f"sqlite:///{tmp_path / 'queue.db'}", contacts=3)
+    try:
+        extra = () if scheduling == "batch" else ("--scheduling", "normal")
+        proc = setup.worker("--workers", "2", *extra)
+        execution = setup.trigger()
+        wait_for(lambda: setup.status(execution) == "finished", timeout=60, what="the execution")
+        assert api.count_by_recipient() == {f"+5511{i:09d}": 1 for i in range(1, 4)}
+        policies = _policies(proc.pid)
+        batch = [tid for tid, policy in policies.items() if policy == os.SCHED_BATCH]
+        assert policies[proc.pid] == os.SCHED_OTHER  # the consumer's main thread
+        if scheduling == "batch":
+            assert len(batch) >= 3, policies  # two task threads and the send loop
+            assert set(policies.values()) == {os.SCHED_OTHER, os.SCHED_BATCH}
+        else:
+            assert batch == []
+            assert set(policies.values()) == {os.SCHED_OTHER}
     finally:
         setup.stop_all()
