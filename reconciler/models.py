@@ -261,6 +261,9 @@ class Contact(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+FAILED_RECIPIENTS = "status IN ('failed', 'unknown')"
+
+
 class Recipient(Base):
     __tablename__ = "recipients"
 
@@ -297,6 +300,9 @@ class Recipient(Base):
         # The sweep's expired leases; only leased rows are in it (0004).
         Index(None, "lease_until", postgresql_where=text("lease_owner IS NOT NULL"),
               sqlite_where=text("lease_owner IS NOT NULL")),
+        # /metrics' recipient failures by code: only failed and unknown rows are in it (0007).
+        Index(None, "organization", "error_code", postgresql_where=text(FAILED_RECIPIENTS),
+              sqlite_where=text(FAILED_RECIPIENTS)),
     )
 
 
@@ -468,3 +474,22 @@ class SendPermit(Base):
 
 
 send_permits: Table = SendPermit.__table__  # type: ignore[assignment]
+
+
+class SendCount(Base):
+    """Running totals behind `/metrics`' send counters (0007): how many sends of a Channel the
+    API accepted (`outcome` sent, `code` '') and how many failed, by error code (`outcome`
+    failed). Each is added in the transaction that writes the message row it counts, so a
+    counter never goes down (a retry overwrites its step's failed row) and a scrape reads a
+    handful of rows however many messages exist (reconciler.metrics)."""
+
+    __tablename__ = "send_counts"
+
+    organization: Mapped[str] = mapped_column(Org, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(63), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)  # sent | failed
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)  # '' for sent
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+send_counts: Table = SendCount.__table__  # type: ignore[assignment]

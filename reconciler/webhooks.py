@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,7 +41,7 @@ import sqlalchemy as sa
 
 from flowspec.config import Config
 from reconciler.contacts import Executor, chunks, dialect_insert
-from reconciler.models import UTCDateTime, messages, recipients, unmatched_statuses
+from reconciler.models import UTCDateTime, messages, recipients, send_counts, unmatched_statuses
 
 MAX_BODY = 1024 * 1024  # 1 MiB; Meta's callbacks are a few KB
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -389,7 +391,7 @@ def _returning_update(status: str) -> Any:
                messages.c.status.in_(below))
         .values(**values)
         .returning(messages.c.recipient_id, messages.c.step, messages.c.status,
-                   messages.c.error_code)
+                   messages.c.error_code, messages.c.organization, messages.c.channel)
     )
 
 
@@ -417,7 +419,29 @@ def _apply_small(session: Executor, batch: Sequence[StatusUpdate], now: datetime
     _insert_unmatched(session, unmatched)
     _backfill(session, late, now)
     result.recipients = _raise_rows(session, [r for r in raised if r.status in RAISES_RECIPIENT], now)
+    _count_failures(session, Counter((r.organization, r.channel, r.error_code)
+                                     for r in raised if r.status == "failed"))
     return result
+
+
+def _count_failures(session: Executor, failed: Mapping[tuple[str, str, str | None], int]) -> None:
+    """Add accepted messages now reported failed to /metrics' failure totals (send_counts,
+    where the engine's failed attempts are counted too). Last in the transaction, in key order,
+    as the engine's record does: every writer takes the shared total rows after all its other
+    rows, so none can hold one while waiting for a row another holds."""
+    if not failed:
+        return
+    stmt = dialect_insert(session, send_counts)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[send_counts.c.organization, send_counts.c.channel,
+                            send_counts.c.outcome, send_counts.c.code],
+            set_={"n": send_counts.c.n + stmt.excluded.n},
+        ),
+        [{"organization": org, "channel": channel, "outcome": "failed", "code": code or "",
+          "n": n} for (org, channel, code), n in sorted(
+              failed.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or ""))],
+    )
 
 
 def _apply_one(session: Executor, s: StatusUpdate, now: datetime) -> tuple[str, Any]:
@@ -491,7 +515,8 @@ def _apply_batch(session: Executor, batch: Sequence[StatusUpdate], now: datetime
     wamids = list(dict.fromkeys(s.message_id for s in batch))
     rows = session.execute(
         sa.select(messages.c.id, messages.c.organization, messages.c.message_id,
-                  messages.c.status, messages.c.recipient_id, messages.c.step)
+                  messages.c.status, messages.c.recipient_id, messages.c.step,
+                  messages.c.channel)
         .where(messages.c.message_id.in_(wamids))
     ).all()
     known = {(r.organization, r.message_id): r for r in rows}
@@ -519,13 +544,21 @@ def _apply_batch(session: Executor, batch: Sequence[StatusUpdate], now: datetime
             "b_below": APPLIES_BELOW[s.status], "b_at": s.timestamp or now, "b_now": now,
             "b_code": s.error_code, "b_error": s.error,
         })
-    if updates:
-        session.execute(_MESSAGE_UPDATE, updates)
+    failed: Counter[tuple[str, str, str | None]] = Counter()
+    # In the order given, one executemany per run of updates: a run of `failed` ones for one
+    # (channel, code) alone, so its row count says exactly how many messages it failed.
+    for total, run in itertools.groupby(updates, key=lambda u: (
+            (u["b_org"], known[(u["b_org"], u["b_wamid"])].channel, u["b_code"])
+            if u["b_status"] == "failed" else None)):
+        changed = session.execute(_MESSAGE_UPDATE, list(run))
+        if total is not None:
+            failed[total] += max(int(getattr(changed, "rowcount", 0) or 0), 0)
     _insert_unmatched(session, unmatched)
     _backfill(session, late, now)
     if updates:
         result.recipients = _raise_recipients(session, [known[(u["b_org"], u["b_wamid"])].id
                                                         for u in updates], now)
+    _count_failures(session, failed)
     return result
 
 

@@ -17,7 +17,9 @@ other reader and comparison sees the same text.
 
 Every recipient write is fenced by `lease_owner` (docs/engine.md): NULL for the rows a take
 holds locked, the batch's token for a result; a message row is written only for a recipient
-whose fence held, in the same statement or transaction.
+whose fence held, in the same statement or transaction. Each message row written adds one to
+its channel's running total in `send_counts` (sent, or failed by code), in that same statement
+(PostgreSQL) or transaction (SQLite): `/metrics` reads the totals, never the messages table.
 """
 
 from __future__ import annotations
@@ -202,21 +204,39 @@ WHERE messages.status IN ('sending', 'failed')
 
 _PG_MESSAGE_VALUES = _values_sql(_MESSAGE_KEYS)
 _W = ", ".join(f"w.{name}" for _, name, _, _ in _MESSAGE_KEYS)
+_WRITTEN = "RETURNING organization, channel, status, error_code"
 
-# The recipients' fenced update and their message rows in one statement: a message row is
-# written only for a recipient whose lease was still this batch's.
+# The totals of the message rows the statement wrote (`written`), last and in key order (byte
+# order, as the status webhooks sort theirs): every writer takes the total rows it shares with
+# others after its other rows and in one order, so none waits for another while holding one.
+_PG_COUNT = """
+INSERT INTO send_counts (organization, channel, outcome, code, n)
+SELECT organization, channel, status, COALESCE(error_code, ''), count(*) FROM written
+WHERE status IN ('sent', 'failed')
+GROUP BY organization, channel, status, COALESCE(error_code, '')
+ORDER BY organization COLLATE "C", channel COLLATE "C", status COLLATE "C",
+    COALESCE(error_code, '') COLLATE "C"
+ON CONFLICT (organization, channel, outcome, code) DO UPDATE SET n = send_counts.n + excluded.n
+"""
+
+# The recipients' fenced update, their message rows and the totals in one statement: a
+# message row is written only for a recipient whose lease was still this batch's.
 _PG_RECORD = f"""
 WITH v AS ({_PG_RECIPIENT_VALUES}),
-rec AS ({_PG_RECIPIENT_SET} RETURNING r.id)
+rec AS ({_PG_RECIPIENT_SET} RETURNING r.id),
+written AS (
 INSERT INTO messages ({_MESSAGE_COLUMNS})
 SELECT {_W} FROM ({_PG_MESSAGE_VALUES}) AS w JOIN rec ON rec.id = w.m_rid
-{_MESSAGE_CONFLICT}
+{_MESSAGE_CONFLICT} {_WRITTEN})
+{_PG_COUNT}
 """
 
 _PG_MESSAGES = f"""
+WITH written AS (
 INSERT INTO messages ({_MESSAGE_COLUMNS})
 SELECT {_W} FROM ({_PG_MESSAGE_VALUES}) AS w
-{_MESSAGE_CONFLICT}
+{_MESSAGE_CONFLICT} {_WRITTEN})
+{_PG_COUNT}
 """
 
 _SQLITE_MESSAGES = f"""
@@ -225,20 +245,36 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 {_MESSAGE_CONFLICT}
 """
 
+_SQLITE_COUNT = """
+INSERT INTO send_counts (organization, channel, outcome, code, n) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (organization, channel, outcome, code) DO UPDATE SET n = n + excluded.n
+"""
+
 
 def upsert_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Write each step's message row (insert, or overwrite a `sending`/`failed` one)."""
+    """Write each step's message row (insert, or overwrite a `sending`/`failed` one) and add
+    the rows written to `send_counts`."""
     if not rows:
         return
     if _pg(conn):
         conn.exec_driver_sql(_PG_MESSAGES, _params(rows, _MESSAGE_KEYS))
         return
-    conn.exec_driver_sql(_SQLITE_MESSAGES, [
-        (m["org"], m["rid"], m["step"], m["node"], m["channel"], m["conv"], m["status"], m["att"],
-         m["mid"], m["code"], m["err"], _sqlite_ts(m["sent"]), _sqlite_ts(m["failed"]),
-         _sqlite_ts(m["t0"]), _sqlite_ts(m["t"]))
-        for m in rows
-    ])
+    # One executemany per total it adds to (a batch has one or a few): its row count is how
+    # many rows were written, without the ones the conflict clause left alone.
+    groups: dict[tuple[str, str, str, str], list[tuple[Any, ...]]] = {}
+    for m in rows:
+        key = (m["org"], m["channel"], m["status"], m["code"] or "")
+        groups.setdefault(key, []).append(
+            (m["org"], m["rid"], m["step"], m["node"], m["channel"], m["conv"], m["status"],
+             m["att"], m["mid"], m["code"], m["err"], _sqlite_ts(m["sent"]),
+             _sqlite_ts(m["failed"]), _sqlite_ts(m["t0"]), _sqlite_ts(m["t"])))
+    counts = []
+    for (org, channel, status, code), params in sorted(groups.items()):
+        written = conn.exec_driver_sql(_SQLITE_MESSAGES, params).rowcount
+        if status in ("sent", "failed") and written > 0:
+            counts.append((org, channel, status, code if status == "failed" else "", written))
+    if counts:
+        conn.exec_driver_sql(_SQLITE_COUNT, counts)
 
 
 def record(conn: Connection, recipients_: Sequence[dict[str, Any]],
