@@ -203,6 +203,8 @@ class Occurrence(Base):
         Index(None, "organization", "automation_id", "slot"),
         # The dispatcher's query: due pending occurrences in time order.
         Index(None, "status", "at"),
+        # /metrics' dispatch lag: the latest claimed occurrence (0007).
+        Index(None, "claimed_at"),
     )
 
 

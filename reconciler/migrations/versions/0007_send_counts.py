@@ -9,7 +9,7 @@ every scrape. That grew with the table, and a failed attempt stopped counting on
 overwrote its step's row, so the failure counter went down. `send_counts` holds the totals,
 added to in the transaction that writes each message row; it starts from what the messages
 table shows now. A partial index lets the scrape count failed recipients without reading the
-others.
+others, and one on `occurrences.claimed_at` finds the latest dispatch without reading them all.
 """
 
 from __future__ import annotations
@@ -51,9 +51,13 @@ def upgrade() -> None:
         batch_op.create_index('ix_recipients_organization_error_code',
                               ['organization', 'error_code'], unique=False,
                               postgresql_where=_FAILED, sqlite_where=_FAILED)
+    with op.batch_alter_table('occurrences', schema=None) as batch_op:
+        batch_op.create_index('ix_occurrences_claimed_at', ['claimed_at'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('occurrences', schema=None) as batch_op:
+        batch_op.drop_index('ix_occurrences_claimed_at')
     with op.batch_alter_table('recipients', schema=None) as batch_op:
         batch_op.drop_index('ix_recipients_organization_error_code')
     op.drop_table('send_counts')
