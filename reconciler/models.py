@@ -495,3 +495,23 @@ class SendCount(Base):
 
 
 send_counts: Table = SendCount.__table__  # type: ignore[assignment]
+
+
+class SendMark(Base):
+    """How far into a guarded batch its sends may have started (0008), under `at_most_once`:
+    recipients of the batch with an id above `through_id` were never handed to the channel.
+    Written with the guard and moved forward, durably, before the pacer releases beyond it;
+    the sweep sets `revoked` when it takes the batch over, which stops the pacer (docs/engine.md,
+    "Sending guarantee")."""
+
+    __tablename__ = "send_marks"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)  # the batch's lease token
+    organization: Mapped[str] = mapped_column(Org)
+    execution_id: Mapped[int] = mapped_column(Id)
+    through_id: Mapped[int] = mapped_column(Id)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)  # the batch's lease
+
+
+send_marks: Table = SendMark.__table__  # type: ignore[assignment]

@@ -7,7 +7,9 @@ sweepers may run; each step is a conditional update), makes the database the onl
 1. **Expired leases** (SPEC 6.5). A recipient whose lease ran out while it was `sending` was
    caught mid-send: under `at_most_once` (the default) it becomes `unknown` and is never sent
    again; under `at_least_once` it is claimable again and will be re-sent. Either way its
-   current step's message row says `failed` (`lease_expired`), counting the attempt. A leased
+   current step's message row says `failed` (`lease_expired`), counting the attempt. Under
+   `at_most_once` the batch's send mark (reconciler.engine.marks) is revoked first: a guarded
+   recipient above it was never handed to the channel and is released, not given up. A leased
    recipient that was not `sending` (left by an older worker, which leased before deciding)
    is simply released.
 2. **Windows that reopened**: `waiting_window` executions whose `resume_at` passed → `running`.
@@ -16,7 +18,8 @@ sweepers may run; each step is a conditional update), makes the database the onl
    claims are idempotent).
 4. **Fan-in** (SPEC 6.9): executions whose recipients are all terminal are finished, once.
 5. **Queue policy**: `queued` occurrences whose predecessor finished are started.
-6. **Send permits** of passes that died (their `until` passed) are deleted.
+6. **Send permits** of passes that died (their `until` passed) are deleted, and send marks a
+   day after their batch's lease ran out.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from reconciler import db as dbmod
-from reconciler.engine import bulk, permits
+from reconciler.engine import bulk, marks, permits
 from reconciler.engine import states as st
 from reconciler.engine.context import EngineContext
 from reconciler.engine.dispatch import start_queued
@@ -67,6 +70,7 @@ def sweep(engine: EngineContext, *, now: datetime, enqueue: Enqueue) -> SweepRep
     report.started = start_queued(engine, now=now, enqueue=lambda _id: None).executions
     with dbmod.write_transaction(engine.db) as conn:
         permits.expire(conn, now=now)
+        marks.expire(conn, now=now)
     for execution_id in report.enqueued:
         enqueue(execution_id)
     return report
@@ -101,14 +105,30 @@ def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -
         }
         recipient_rows: list[dict[str, Any]] = []
         message_rows: list[dict[str, Any]] = []
-        for row in rows:
+
+        def guarantee_of(row: Any) -> str:
             plan = plans.get(row.execution_id)
-            guarantee = plan.delivery.delivery_guarantee if plan else "at_most_once"
-            base = {"rid": row.id, "tok": row.lease_owner, "b_t": now}
+            return plan.delivery.delivery_guarantee if plan else "at_most_once"
+
+        # The batches taken over, with how far their sends may have started (marks.py).
+        through = marks.revoke(conn, [row.lease_owner for row in rows
+                                      if row.status == st.R_SENDING
+                                      and guarantee_of(row) == "at_most_once"])
+        for row in rows:
+            guarantee = guarantee_of(row)
+            base = {"rid": row.id, "tok": row.lease_owner, "b_t": now, "b_undo": 0}
             # An older worker inserted the message row as `sending` (its attempt counted)
             # before the recipient became `sending`.
             legacy = row.message_status == st.M_SENDING
-            if row.status == st.R_SENDING or legacy:
+            if (row.status == st.R_SENDING and not legacy and row.lease_owner in through
+                    and row.id > through[row.lease_owner]):
+                # Guarded, but its pacer never released it: not sent, not an attempt.
+                status = st.R_PENDING if row.step == 0 else st.R_SENT
+                recipient_rows.append({**base, "b_status": status, "b_next": now,
+                                       "b_code": None, "b_undo": 1})
+                report.released += 1
+                needs_work.add(row.execution_id)
+            elif row.status == st.R_SENDING or legacy:
                 message_rows.append({
                     "org": row.organization, "rid": row.id, "step": row.step,
                     "node": row.current_node or "", "channel": row.channel or "",
@@ -140,6 +160,7 @@ def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -
             .where(r.id == sa.bindparam("rid"), r.lease_owner == sa.bindparam("tok"))
             .values(
                 status=status_p,
+                attempts=r.attempts - sa.bindparam("b_undo", type_=sa.Integer()),
                 next_attempt_at=sa.bindparam("b_next", type_=r.next_attempt_at.type),
                 error_code=sa.func.coalesce(sa.bindparam("b_code", type_=sa.String()), r.error_code),
                 current_node=sa.case((sa.bindparam("b_clear", type_=sa.Boolean()), None),

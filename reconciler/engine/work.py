@@ -16,8 +16,10 @@ One pass of `work_execution` repeats, until nothing is claimable now:
    slots in every rate limit that applies (reconciler.engine.limits). Then ONE write: the
    recipients that will be sent become `sending` under this batch's lease token; every other
    one gets its outcome (wait, completion, failure, or release to a later `next_attempt_at`).
-   A recipient is `sending` exactly when its send may be on the wire; a task delivered twice
-   finds nothing left to take.
+   A recipient is `sending` from then until its result is recorded; a task delivered twice
+   finds nothing left to take. Under `at_most_once` the batch's send mark (marks.py) is
+   written too, and no send starts before it covers it, so a worker killed mid-batch gives up
+   only the sends that may have started.
 3. **Send** (`Channel.send`, each message no earlier than its slot), while the next batch is
    taken: the database work of one batch overlaps the HTTP of the previous one.
 4. **Record.** One write, fenced by the lease token: each recipient's result and the message
@@ -56,7 +58,7 @@ from flowspec.diagnostics import UserError
 from reconciler import db as dbmod
 from reconciler import flowrun
 from reconciler.channels import Channel, ChannelError, OutgoingMessage, SendResult
-from reconciler.engine import breaker, bulk, permits, retry
+from reconciler.engine import breaker, bulk, marks, permits, retry
 from reconciler.engine import states as st
 from reconciler.engine.aio import shared_loop
 from reconciler.engine.context import ChannelFactory, EngineContext
@@ -169,6 +171,7 @@ class _Taken:
     claimed: int
     go: list[_Send]  # guarded (`sending`), to be sent at `times`
     times: list[float]
+    marked: str | None = None  # at_most_once: the lease token its send mark is kept under
 
 
 @dataclass
@@ -476,13 +479,18 @@ class _Pass:
                 sends, times = self._slots(conn, sends, outcomes, reserved_at)
             bulk.update_recipients(conn, outcomes)
             bulk.guard(conn, [s.r.id for s in sends], owner=token, until=t + self.lease, t=t)
+            marked = bool(sends) and self.delivery.delivery_guarantee == "at_most_once"
+            if marked:  # covering none of them yet (marks.py)
+                marks.write(conn, token=token, organization=self.organization,
+                            execution_id=self.execution_id, through_id=sends[0].r.id - 1,
+                            until=t + self.lease)
         if reserved_at is not None:
             # Measured on the pass's own clock: a driven clock does not move meanwhile.
             took = (self.clock() - reserved_at).total_seconds()
             self._guard_seconds = 0.7 * self._guard_seconds + 0.3 * took
         for s in sends:
             s.r.fence = token  # from now on every write of this row is fenced by the lease
-        return _Taken(len(rows), sends, times)
+        return _Taken(len(rows), sends, times, token if marked else None)
 
     def _running(self, conn: Connection, t: datetime) -> bool:
         """The breaker is closed and the execution still running (else the report says why).
@@ -656,10 +664,15 @@ class _Pass:
         if not taken.go:
             return self._settle()
         t = self.clock()
+        cover = None
+        if taken.marked is not None:
+            token = taken.marked
+            cover = marks.Cover([s.r.id for s in taken.go], self.settings.mark_ahead,
+                                lambda through: self._extend_mark(token, through))
         future = asyncio.run_coroutine_threadsafe(
             _send_paced(self.channel, [s.message for s in taken.go], taken.times,
                         self._in_flight, lambda: self.clock().timestamp(), self.sleep,
-                        driven=not self.real_time),
+                        driven=not self.real_time, cover=cover),
             shared_loop().loop,
         )
         ok = self._settle()
@@ -668,6 +681,12 @@ class _Pass:
             self.inflight = sending
             return True
         return self._record(sending.go, *sending.future.result()) and ok
+
+    def _extend_mark(self, token: str, through_id: int) -> bool:
+        """Called off the event loop (marks.Cover), on its own connection: the pass thread
+        keeps the pass's connection meanwhile."""
+        with dbmod.write_transaction(self.engine.db) as conn:
+            return marks.extend(conn, token=token, through_id=through_id)
 
     def _lead(self) -> float:
         return min(_MAX_LEAD, 2 * self._guard_seconds)
@@ -725,6 +744,8 @@ class _Pass:
                 outcomes.append(self._final(s.r, st.R_FAILED, error.code, decision.message or "", t))
         with self._tx() as conn:
             bulk.record(conn, outcomes, messages_)
+            if go and self.delivery.delivery_guarantee == "at_most_once" and go[0].r.fence:
+                marks.forget(conn, go[0].r.fence)
             if tripped is not None:
                 breaker.open_circuit(conn, self.organization, self.channel_name, code=tripped.code,
                                      reason=tripped.message, execution_id=self.execution_id,
@@ -826,6 +847,7 @@ class _InFlightBound:
 async def _send_paced(
     channel: Channel, messages_: Sequence[OutgoingMessage], times: Sequence[float],
     in_flight: _InFlightBound, now: Callable[[], float], sleep: Sleep, *, driven: bool = False,
+    cover: marks.Cover | None = None,
 ) -> tuple[list[SendResult | None], list[float]]:
     """Send each message no earlier than its slot, with at most `in_flight.limit` sends in
     flight, counting the pass's other batch still finishing. One pacer releases what is due
@@ -834,8 +856,10 @@ async def _send_paced(
     request). A message whose slot passed more than LATE_TOLERANCE before its release (the
     process stalled) is not sent: it comes back as None and gets a new slot, because sending it
     late would put it in the same second as the slots after it. On a `driven` clock, where nothing happens between two readings, the pacer moves
-    time on only once every released message has been taken. Returns the results and each
-    message's release time."""
+    time on only once every released message has been taken. With a `cover` (at_most_once),
+    no send starts before the batch's send mark covers it; once the sweep revoked the mark
+    (this pass outlived its lease), no more start. Returns the results and each message's
+    release time."""
     n = len(messages_)
     results: list[SendResult | None] = [None] * n
     when = [0.0] * n
@@ -845,6 +869,7 @@ async def _send_paced(
     queue: deque[int] = deque()  # released, not yet taken
     idle: deque[asyncio.Future[None]] = deque()  # senders waiting for a release
     drained: list[asyncio.Future[None]] = []  # the pacer, waiting for the queue to empty
+    covering = [0]  # senders waiting for the send mark to cover the message they took
     pacing = True
 
     bound = in_flight.semaphore
@@ -853,10 +878,20 @@ async def _send_paced(
         while True:
             if queue:
                 k = queue.popleft()
-                if not queue and drained:
+                covered = True
+                if cover is not None:
+                    # Sends start in index order (the queue's): covering k + 1 covers k. A
+                    # message counts as taken once its mark is written, so a driven clock
+                    # waits for the mark too.
+                    covering[0] += 1
+                    covered = await cover.cover(k + 1)
+                    covering[0] -= 1
+                if not queue and not covering[0] and drained:
                     drained.pop().set_result(None)
                 async with bound:
-                    results[k] = await channel.send(messages_[k])
+                    if covered:
+                        results[k] = await channel.send(messages_[k])
+                    # else: taken over by the sweep; not sent (None)
             elif pacing:
                 waiter = loop.create_future()
                 idle.append(waiter)
@@ -871,11 +906,13 @@ async def _send_paced(
                 waiter.set_result(None)
                 count -= 1
 
+    if cover is not None:
+        cover.start()
     senders = [asyncio.ensure_future(sender()) for _ in range(min(in_flight.limit, n))]
     i = 0
     last = float("-inf")
     while i < n:
-        if queue and driven:  # every sender is busy
+        if (queue or covering[0]) and driven:  # senders busy, or waiting for the mark
             drained.append(loop.create_future())
             await drained[-1]
             continue
@@ -896,4 +933,6 @@ async def _send_paced(
     pacing = False
     wake(len(idle))
     await asyncio.gather(*senders)
+    if cover is not None:
+        await cover.close()
     return results, when

@@ -27,7 +27,7 @@ ORG = "acme"
 TOKEN = "test-token"
 ENV = {"WA_TOKEN": TOKEN}
 FAST = EngineSettings(lease_seconds=60, stale_seconds=10, batch_size=50, rate_horizon=1.0,
-                      pass_budget=60, parallelism=2, pair_gap=6.0)
+                      pass_budget=60, parallelism=2, pair_gap=6.0, mark_ahead=20)
 
 
 class FakeClock:

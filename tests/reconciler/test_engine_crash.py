@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from engine_support import (
     ENV,
+    FAST,
     ORG,
     TOKEN,
     Enqueued,
@@ -134,6 +135,12 @@ def test_a_worker_killed_mid_execution_loses_no_recipient_and_never_duplicates_a
             assert all(s[0] == "completed" for p, s in status.items() if p not in unknown)
             assert not api.duplicates() and max(counts.values()) == 1
             assert all(counts[p] == 1 for p in status if p not in unknown)  # exactly once
+            # Given up without having arrived: only sends that may have started. Per batch
+            # (the one finishing, the next already sending) the send mark runs at most
+            # `mark_ahead` ahead, plus the 25 in flight; the rest of the guarded batches was
+            # released by the sweep and sent once.
+            assert len(unknown - set(counts)) <= 2 * FAST.mark_ahead + 25
+            assert swept.released > 0
         else:
             assert {s[0] for s in status.values()} == {"completed"}
             assert all(counts[p] >= 1 for p in status)  # at least once: nobody lost
@@ -214,6 +221,10 @@ def test_a_flowspec_worker_killed_mid_execution_on_postgresql_and_redis_loses_no
             # Caught mid-send: the API may or may not have them; never sent again.
             unknown = {p for p, s in status.items() if s == "unknown"}
             assert 0 < len(unknown) <= caught
+            # Without send marks, every guarded batch of both passes (two each: 4 x 250) could
+            # end here; with them, per batch at most 100 (mark_ahead) ahead of the sends
+            # started, plus those in flight (25 per pass).
+            assert len(unknown - set(counts)) <= 2 * (2 * 100 + 25)
             assert all(s == "completed" for p, s in status.items() if p not in unknown)
             assert all(counts[p] == 1 for p in status if p not in unknown)  # exactly once
             assert not api.duplicates() and max(counts.values()) == 1
