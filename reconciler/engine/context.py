@@ -60,9 +60,10 @@ class EngineSettings:
     # for (1 - margin) of it, so scheduling and network jitter (a late message arriving with the
     # next one) cannot push any second over.
     rate_margin: float = 0.03
-    # Under at_most_once, how many of a batch's sends its send mark covers ahead of the pacer
-    # (reconciler.engine.marks): at most this many never-started sends (plus those in flight)
-    # end `unknown` when a worker is killed; a mark write per this many sends.
+    # Under at_most_once, how many of a batch's sends its send mark is moved ahead at a time
+    # (reconciler.engine.marks): a killed worker gives up fewer than 1.5 times this many
+    # never-started sends per batch it was sending (plus those in flight); one mark write per
+    # this many sends.
     mark_ahead: int = 100
 
     @classmethod

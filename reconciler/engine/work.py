@@ -869,7 +869,7 @@ async def _send_paced(
     queue: deque[int] = deque()  # released, not yet taken
     idle: deque[asyncio.Future[None]] = deque()  # senders waiting for a release
     drained: list[asyncio.Future[None]] = []  # the pacer, waiting for the queue to empty
-    covering = [0]  # senders waiting for the send mark to cover the message they took
+    starting = [0]  # taken from the queue, waiting for a permit or the send mark
     pacing = True
 
     bound = in_flight.semaphore
@@ -878,17 +878,15 @@ async def _send_paced(
         while True:
             if queue:
                 k = queue.popleft()
-                covered = True
-                if cover is not None:
-                    # Sends start in index order (the queue's): covering k + 1 covers k. A
-                    # message counts as taken once its mark is written, so a driven clock
-                    # waits for the mark too.
-                    covering[0] += 1
-                    covered = await cover.cover(k + 1)
-                    covering[0] -= 1
-                if not queue and not covering[0] and drained:
-                    drained.pop().set_result(None)
+                starting[0] += 1
                 async with bound:
+                    # Sends start in index order (the queue's): covering k + 1 covers k. Asked
+                    # for once a send permit is held, so the mark follows the sends on the
+                    # wire, not those waiting for a permit.
+                    covered = cover is None or await cover.cover(k + 1)
+                    starting[0] -= 1
+                    if not queue and not starting[0] and drained:
+                        drained.pop().set_result(None)
                     if covered:
                         results[k] = await channel.send(messages_[k])
                     # else: taken over by the sweep; not sent (None)
@@ -912,7 +910,7 @@ async def _send_paced(
     i = 0
     last = float("-inf")
     while i < n:
-        if (queue or covering[0]) and driven:  # senders busy, or waiting for the mark
+        if (queue or starting[0]) and driven:  # released messages not started yet
             drained.append(loop.create_future())
             await drained[-1]
             continue
