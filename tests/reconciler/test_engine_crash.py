@@ -1,5 +1,6 @@
 """The sending guarantee under a real crash (SPEC 6.5): a worker process killed with SIGKILL
-in the middle of an execution, then the sweep and a new worker. Counted at the stand-in."""
+in the middle of an execution, then the sweep and a new worker; and a pass that outlives its
+lease while the sweep takes its batch over. Counted at the stand-in."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -148,6 +150,58 @@ def test_a_worker_killed_mid_execution_loses_no_recipient_and_never_duplicates_a
             assert all(counts[p] >= 1 for p in status)  # at least once: nobody lost
             twice = {p for p, n in counts.items() if n > 1}
             assert twice <= lease_expired and max(counts.values()) <= 2
+
+
+def test_a_pass_that_outlives_its_lease_starts_no_send_the_sweep_gave_back(
+    db_url: str, tmp_path: Path
+) -> None:
+    """at_most_once, a pass still sending when the sweep takes its batch over (its lease ran
+    out, as for a stalled worker): the sweep releases the recipients above the send mark, the
+    pass starts no more sends and records nothing, and later passes send the released ones.
+    Nobody gets two messages and nobody is lost: each recipient is completed, or `unknown`
+    because its send may have started."""
+    n = 120
+    with StandIn(token=TOKEN) as api:
+        root = campaign(db_url, tmp_path, api, n, "at_most_once")
+        engine = engine_for(db_url, root)
+        started = datetime.now(UTC)
+        execution_id = eng.trigger(engine, ORG, "promo", now=started, ignore_window=True).execution_id
+        assert execution_id is not None
+        eng.fan_out(engine, execution_id, now=started)
+        api.add_fault(Fault("delay", latency=0.05))
+        stalled: list[eng.WorkReport] = []
+        thread = threading.Thread(target=lambda: stalled.append(eng.work_execution(
+            engine, execution_id, now=datetime.now(UTC), batch_size=n)))
+        thread.start()
+        wait_for(lambda: api.request_count >= 10, timeout=30, what="the first sends")
+        later = datetime.now(UTC) + timedelta(seconds=engine.settings.lease_seconds + 5)
+        swept = eng.sweep(engine, now=later, enqueue=Enqueued())
+        arrived_at_sweep = api.request_count
+        thread.join(60)
+        assert not thread.is_alive() and stalled
+        api.clear_faults()
+        # The stalled pass only finished the sends it had started (at most a permit each).
+        assert api.request_count - arrived_at_sweep <= 25
+        assert swept.unknown > 0 and swept.released > 0
+        assert swept.unknown + swept.released == n
+        report = eng.work_execution(engine, execution_id, now=later, batch_size=n)
+        for _ in range(10):
+            if report.finished:
+                break
+            later = max(later, report.next_at or later)
+            eng.sweep(engine, now=later, enqueue=Enqueued())
+            report = eng.work_execution(engine, execution_id, now=later, batch_size=n)
+        engine.close()
+        assert report.finished, report
+        counts = Counter(m.to for m in api.messages)
+        status = {r["phone"]: r["status"] for r in rows(
+            db_url, "select phone, status from recipients where execution_id = :e",
+            e=execution_id)}
+        assert not api.duplicates() and max(counts.values()) == 1
+        unknown = {p for p, s in status.items() if s == "unknown"}
+        assert len(unknown) == swept.unknown
+        assert all(s == "completed" and counts[p] == 1 for p, s in status.items()
+                   if p not in unknown)
 
 
 @pytest.mark.postgres
