@@ -74,10 +74,25 @@ class Setup:
                 proc.wait(10)
 
 
+def _wait_started(proc: subprocess.Popen[str]) -> None:
+    """Read the worker's output up to its "worker started" line (kept for `_stop`)."""
+    assert proc.stdout is not None
+    seen: list[str] = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "worker started" in line:
+            break
+    _EARLY[proc.pid] = "".join(seen)
+    assert "worker started" in _EARLY[proc.pid], _EARLY[proc.pid]
+
+
+_EARLY: dict[int, str] = {}
+
+
 def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
-    return proc.returncode, out
+    return proc.returncode, _EARLY.pop(proc.pid, "") + out
 
 
 def test_worker_drains_an_execution_on_sqlite_huey(tmp_path: Path, api: StandIn) -> None:
@@ -103,6 +118,8 @@ def test_worker_drains_executions_on_redis(tmp_path: Path, api: StandIn, redis_u
     setup = Setup(tmp_path, api, queue=redis_url, contacts=30)
     try:
         procs = [setup.worker("--workers", "2"), setup.worker("--workers", "1")]
+        for proc in procs:  # a SIGTERM before its handlers are in would just kill it
+            _wait_started(proc)
         execution = setup.trigger()
         wait_for(lambda: setup.status(execution) == "finished", timeout=60, what="the execution")
         assert api.count_by_recipient() == {f"+5511{i:09d}": 1 for i in range(1, 31)}
