@@ -67,7 +67,10 @@ def _batch_scheduling() -> None:
     (docs/decisions.md, "Execution engine"). The cost, a wake-up delayed by up to a scheduler
     slice on a busy core, stays within the pacer's lateness tolerance. Elsewhere (or with
     `normal`) nothing changes."""
-    if os.environ.get(SCHEDULING_ENV, "batch") != "batch" or not hasattr(os, "SCHED_BATCH"):
+    policy = os.environ.get(SCHEDULING_ENV) or "batch"
+    if policy not in ("batch", "normal"):
+        log.warning("%s=%r is neither batch nor normal; using normal", SCHEDULING_ENV, policy)
+    if policy != "batch" or not hasattr(os, "SCHED_BATCH"):
         return
     try:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))

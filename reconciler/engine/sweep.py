@@ -120,11 +120,12 @@ def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -
             # An older worker inserted the message row as `sending` (its attempt counted)
             # before the recipient became `sending`.
             legacy = row.message_status == st.M_SENDING
+            # What a claimable recipient at this step is (the guard wrote `sending` over it).
+            claimable = st.R_PENDING if row.step == 0 else st.R_SENT
             if (row.status == st.R_SENDING and not legacy and row.lease_owner in through
                     and row.id > through[row.lease_owner]):
-                # Guarded, but its pacer never released it: not sent, not an attempt.
-                status = st.R_PENDING if row.step == 0 else st.R_SENT
-                recipient_rows.append({**base, "b_status": status, "b_next": now,
+                # Guarded, but its send never started: not sent, not an attempt.
+                recipient_rows.append({**base, "b_status": claimable, "b_next": now,
                                        "b_code": None, "b_undo": 1})
                 report.released += 1
                 needs_work.add(row.execution_id)
@@ -138,8 +139,7 @@ def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -
                     "failed": now, "t0": now, "t": now,
                 })
                 if guarantee == "at_least_once":
-                    status = st.R_PENDING if row.step == 0 else st.R_SENT
-                    recipient_rows.append({**base, "b_status": status, "b_next": now,
+                    recipient_rows.append({**base, "b_status": claimable, "b_next": now,
                                            "b_code": st.CODE_LEASE_EXPIRED})
                     report.resend += 1
                     needs_work.add(row.execution_id)

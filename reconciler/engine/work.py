@@ -228,7 +228,6 @@ class _Pass:
         self.token = uuid.uuid4().hex  # this pass, as holder of send permits
         self._permit_ttl = timedelta(seconds=self.settings.stale_seconds)
         self._permits_kept = now
-        self.concurrency = 1
         self._in_flight = _InFlightBound(1)
 
     # ----------------------------------------------------------------------- pass
@@ -268,6 +267,8 @@ class _Pass:
         self.plan = RunPlan(ex.plan or {})
         self.flow = self.plan.flow
         self.delivery = self.plan.delivery
+        # Guarded batches get a send mark (marks.py): only at_most_once gives recipients up.
+        self.marking = self.delivery.delivery_guarantee == "at_most_once"
         self.channel_name = self.plan.channel_name
         try:
             self.channel = self.factory(self.organization, self.channel_name, self.plan.channel_spec)
@@ -420,7 +421,6 @@ class _Pass:
             self.report.reason = (f"all {bound} sends in flight (max_concurrent_executions) "
                                   "are held by other workers")
             return False
-        self.concurrency = grant.permits
         # Shared by the pass's batches: the next one starts sending while the last finishes.
         self._in_flight = _InFlightBound(grant.permits)
         self._permits_kept = t
@@ -479,7 +479,7 @@ class _Pass:
                 sends, times = self._slots(conn, sends, outcomes, reserved_at)
             bulk.update_recipients(conn, outcomes)
             bulk.guard(conn, [s.r.id for s in sends], owner=token, until=t + self.lease, t=t)
-            marked = bool(sends) and self.delivery.delivery_guarantee == "at_most_once"
+            marked = bool(sends) and self.marking
             if marked:  # covering none of them yet (marks.py)
                 marks.write(conn, token=token, organization=self.organization,
                             execution_id=self.execution_id, through_id=sends[0].r.id - 1,
@@ -744,7 +744,7 @@ class _Pass:
                 outcomes.append(self._final(s.r, st.R_FAILED, error.code, decision.message or "", t))
         with self._tx() as conn:
             bulk.record(conn, outcomes, messages_)
-            if go and self.delivery.delivery_guarantee == "at_most_once" and go[0].r.fence:
+            if go and self.marking and go[0].r.fence:
                 marks.forget(conn, go[0].r.fence)
             if tripped is not None:
                 breaker.open_circuit(conn, self.organization, self.channel_name, code=tripped.code,
@@ -855,8 +855,9 @@ async def _send_paced(
     senders send released messages in slot order (a task per message cost more than its
     request). A message whose slot passed more than LATE_TOLERANCE before its release (the
     process stalled) is not sent: it comes back as None and gets a new slot, because sending it
-    late would put it in the same second as the slots after it. On a `driven` clock, where nothing happens between two readings, the pacer moves
-    time on only once every released message has been taken. With a `cover` (at_most_once),
+    late would put it in the same second as the slots after it. On a `driven` clock, where
+    nothing happens between two readings, the pacer moves time on only once every released
+    message has started. With a `cover` (at_most_once),
     no send starts before the batch's send mark covers it; once the sweep revoked the mark
     (this pass outlived its lease), no more start. Returns the results and each message's
     release time."""
