@@ -157,7 +157,7 @@ def test_a_pass_that_outlives_its_lease_starts_no_send_the_sweep_gave_back(
 ) -> None:
     """at_most_once, a pass still sending when the sweep takes its batch over (its lease ran
     out, as for a stalled worker): the sweep releases the recipients above the send mark, the
-    pass starts no more sends and records nothing, and later passes send the released ones.
+    pass starts no send beyond it and records nothing, and later passes send the released ones.
     Nobody gets two messages and nobody is lost: each recipient is completed, or `unknown`
     because its send may have started."""
     n = 120
@@ -180,8 +180,11 @@ def test_a_pass_that_outlives_its_lease_starts_no_send_the_sweep_gave_back(
         thread.join(60)
         assert not thread.is_alive() and stalled
         api.clear_faults()
-        # The stalled pass only finished the sends it had started (at most a permit each).
-        assert api.request_count - arrived_at_sweep <= 25
+        # After the sweep the stalled pass only finished the sends it had started (at most the
+        # 25 permits) and started those its mark already covered (less than 1.5 x
+        # `mark_ahead` past the sends started); those are `unknown`, never sent again.
+        ahead = FAST.mark_ahead + FAST.mark_ahead // 2
+        assert api.request_count - arrived_at_sweep <= 25 + ahead
         assert swept.unknown > 0 and swept.released > 0
         assert swept.unknown + swept.released == n
         report = eng.work_execution(engine, execution_id, now=later, batch_size=n)
