@@ -14,7 +14,11 @@ Figures:
   a thread per process sent ~7% more than two, measured);
 - rate-limit accuracy: messages_per_second 80, 4 worker processes, counted by arrival at the
   stand-in: achieved rate and the most messages in any one-second window;
-- peak RSS of the worker processes.
+- peak RSS of the worker processes;
+- for (a) and (b), the CPU each role used per message (stand-in, workers, PostgreSQL, Redis,
+  and the machine's busy time, from /proc), next to the stand-in's and the machine's per
+  request under the faster bare loop: where the cores went, since the ratio to the ceiling is
+  the stand-in's cost per request against everything's.
 Targets (issue 7): (b) >= 1,000 msg/s and >= 0.5x ceiling; (a) >= 0.25x ceiling; rate
 achieved >= 0.95x and max per second <= 80. 100,000 recipients (--quick: 10,000; rate 15 s).
 
@@ -142,12 +146,22 @@ def ceilings(base: str, n: int) -> dict[str, float]:
         await pool.close()
         return rate
 
-    out = {}
+    out: dict[str, float] = {}
+    cost: dict[str, tuple[float, float]] = {}
     for name, loop in (("aiohttp", bare_aiohttp), ("http1", bare_http1)):
         admin(base, "/_admin/reset", {})
+        cpu0 = cpu_seconds()
         out[name] = asyncio.run(loop())
+        used = cpu_per_message(cpu0, cpu_seconds(), n)
+        cost[name] = (used.get("stand-in", float("nan")), used.get("busy", float("nan")))
     admin(base, "/_admin/reset", {})
+    BARE_CPU[0] = cost[max(out, key=out.__getitem__)]
     return out
+
+
+# CPU per request under the faster bare loop of the latest `ceilings` call, µs: the
+# stand-in's and the machine's (the stand-in's and the client's together).
+BARE_CPU: list[tuple[float, float]] = [(float("nan"), float("nan"))]
 
 
 _NOOP = textwrap.dedent("""
@@ -259,6 +273,43 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+_ROLES = (("stand-in", "reconciler.standin"), ("workers", "reconciler.tasks.huey"),
+          ("PostgreSQL", "postgres"), ("Redis", "redis-server"))
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by each role the end-to-end runs share the machine with, and the
+    machine's busy time ("busy"), from /proc (empty where there is none). A process that ends
+    in between takes its share with it: the roles here live through a run."""
+    out: dict[str, float] = {}
+    try:
+        hz = os.sysconf("SC_CLK_TCK")
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        out["busy"] = (sum(map(int, fields)) - int(fields[3]) - int(fields[4])) / hz
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            for role, marker in _ROLES:
+                if marker in cmdline:
+                    out[role] = out.get(role, 0.0) + (int(stat[11]) + int(stat[12])) / hz
+                    break
+    except (OSError, ValueError):
+        return {}
+    return out
+
+
+def cpu_per_message(before: dict[str, float], after: dict[str, float], n: int
+                    ) -> dict[str, float]:
+    """µs of CPU per message by role between two `cpu_seconds` readings."""
+    return {role: (after[role] - before.get(role, 0.0)) / n * 1e6
+            for role in after if role != "busy" or "busy" in before}
+
+
 def end_to_end(label: str, url: str, queue: str | None, base: str, n: int, workers: int,
                threads: int, tmp: Path, *, mps: int = 10_000, parallelism: int | None = None,
                ) -> dict[str, Any]:
@@ -286,6 +337,7 @@ def end_to_end(label: str, url: str, queue: str | None, base: str, n: int, worke
     admin(base, "/_admin/reset", {})
     engine = eng.open_engine(url, env={**env}, redis_url=redis_limits_url(queue))
     try:
+        cpu0 = cpu_seconds()
         t0 = time.perf_counter()
         result = eng.trigger(engine, ORG, "promo", now=datetime.now(UTC), ignore_window=True,
                              enqueue=enqueue_for(q))
@@ -298,6 +350,7 @@ def end_to_end(label: str, url: str, queue: str | None, base: str, n: int, worke
                 break
             time.sleep(0.05)
         elapsed = time.perf_counter() - t0
+        cpu = cpu_per_message(cpu0, cpu_seconds(), n)
         with engine.db.connect() as conn:
             phases = conn.execute(sa.text(
                 "select e.started_at, min(r.created_at) as fanned, min(m.created_at) as first, "
@@ -322,7 +375,7 @@ def end_to_end(label: str, url: str, queue: str | None, base: str, n: int, worke
     fanout = ts(phases.first) - ts(phases.started_at) if phases and phases.first else float("nan")
     sending = ts(phases.last) - ts(phases.first) if phases and phases.first else float("nan")
     return {"label": label, "status": status, "elapsed": elapsed, "rate": n / elapsed,
-            "fanout": fanout, "sending": sending,
+            "fanout": fanout, "sending": sending, "cpu": cpu,
             "messages": len(got), "distinct": distinct, "rss_mb": rss, "arrivals": got}
 
 
@@ -388,17 +441,19 @@ def main() -> int:
             # before and right after it.
             if "a" in parts:
                 before = ceiling(base, min(n, 20_000))
+                bare_a = BARE_CPU[0]
                 a = end_to_end("a", f"sqlite:///{tmp / 'a' / 'flowspec.db'}", None, base, n, 1, 2,
                                tmp)
                 report("(a) SQLite + SqliteHuey + 1 worker", a,
-                       (before, ceiling(base, min(n, 20_000))), n, 0.25)
+                       (before, ceiling(base, min(n, 20_000))), n, 0.25, bare_a)
             if "b" in parts:
                 flush_redis()
                 before = ceiling(base, min(n, 20_000))
+                bare_cpu = BARE_CPU[0]
                 with postgres_db() as pg:
                     b = end_to_end("b", pg, REDIS, base, n, 2, 1, tmp)
                 report("(b) PostgreSQL + Redis + 2 workers", b,
-                       (before, ceiling(base, min(n, 20_000))), n, 0.5)
+                       (before, ceiling(base, min(n, 20_000))), n, 0.5, bare_cpu)
                 print(f"    target (b) >= 1,000 msg/s: {'met' if b['rate'] >= 1000 else 'NOT met'}")
             if "rate" in parts:
                 flush_redis()
@@ -418,7 +473,7 @@ def main() -> int:
 
 
 def report(title: str, r: dict[str, Any], ceilings_: tuple[float, float], n: int,
-           target: float) -> None:
+           target: float, bare_cpu: tuple[float, float] | None = None) -> None:
     ceiling_rate = sum(ceilings_) / len(ceilings_)
     ratio = r["rate"] / ceiling_rate
     ok = r["status"] == "finished" and r["messages"] == n and r["distinct"] == n
@@ -430,6 +485,15 @@ def report(title: str, r: dict[str, Any], ceilings_: tuple[float, float], n: int
           f"peak worker RSS {', '.join(f'{x:.0f} MB' for x in r['rss_mb'])}", flush=True)
     print(f"    of which: dispatch to first send {r['fanout']:.1f} s (fan-out), sending "
           f"{r['sending']:.1f} s ({n / r['sending']:,.0f} msg/s while sending)", flush=True)
+    cpu = r.get("cpu") or {}
+    if cpu:
+        # Where the machine's cores went, per message: the ratio to the ceiling is about
+        # what the stand-in costs per request against what everything else costs.
+        roles = ", ".join(f"{role} {cpu[role]:.0f}" for role, _ in _ROLES if role in cpu)
+        alone = (f"; under the faster bare loop: stand-in {bare_cpu[0]:.0f} (machine busy "
+                 f"{bare_cpu[1]:.0f})" if bare_cpu is not None else "")
+        print(f"    CPU per message, µs: {roles} (machine busy {cpu.get('busy', float('nan')):.0f})"
+              f"{alone}", flush=True)
 
 
 if __name__ == "__main__":
