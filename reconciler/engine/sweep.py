@@ -76,18 +76,26 @@ def sweep(engine: EngineContext, *, now: datetime, enqueue: Enqueue) -> SweepRep
     return report
 
 
+# A recipient's status by its last accepted message's.
+_CLAIMABLE_AFTER = {"sent": st.R_SENT, "delivered": st.R_DELIVERED, "read": st.R_READ}
+
+
 def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -> set[int]:
     r, m, e, v = recipients.c, messages.c, executions.c, conversations.c
+    previous = messages.alias("previous")
     needs_work: set[int] = set()
     with dbmod.write_transaction(engine.db) as conn:
         rows = conn.execute(
             sa.select(r.id, r.organization, r.execution_id, r.lease_owner, r.step, r.status,
                       r.current_node, e.channel, v.id.label("conversation_id"),
-                      m.status.label("message_status"), m.attempts.label("message_attempts"))
+                      m.status.label("message_status"), m.attempts.label("message_attempts"),
+                      previous.c.status.label("previous_status"))
             .select_from(
                 recipients
                 .join(executions, e.id == r.execution_id)
                 .outerjoin(messages, sa.and_(m.recipient_id == r.id, m.step == r.step))
+                .outerjoin(previous, sa.and_(previous.c.recipient_id == r.id,
+                                             previous.c.step == r.step - 1))
                 .outerjoin(conversations, sa.and_(v.organization == r.organization,
                                                   v.channel == e.channel,
                                                   v.contact_id == r.contact_id))
@@ -120,8 +128,11 @@ def _expired_leases(engine: EngineContext, now: datetime, report: SweepReport) -
             # An older worker inserted the message row as `sending` (its attempt counted)
             # before the recipient became `sending`.
             legacy = row.message_status == st.M_SENDING
-            # What a claimable recipient at this step is (the guard wrote `sending` over it).
-            claimable = st.R_PENDING if row.step == 0 else st.R_SENT
+            # What a claimable recipient at this step is (the guard wrote `sending` over it):
+            # as far as its last accepted message got (a webhook may have raised it to
+            # delivered or read before this step was taken).
+            claimable = (st.R_PENDING if row.step == 0
+                         else _CLAIMABLE_AFTER.get(row.previous_status, st.R_SENT))
             if (row.status == st.R_SENDING and not legacy and row.lease_owner in through
                     and row.id > through[row.lease_owner]):
                 # Guarded, but its send never started: not sent, not an attempt.

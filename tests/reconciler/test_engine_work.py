@@ -39,8 +39,9 @@ from reconciler import db as dbmod
 from reconciler import engine as eng
 from reconciler import models
 from reconciler.channels import Channel, OutgoingMessage, SendResult, open_channel
-from reconciler.engine import EngineContext, EngineSettings
+from reconciler.engine import EngineContext, EngineSettings, bulk, marks
 from reconciler.standin import Fault, StandIn
+from reconciler.webhooks import StatusUpdate, apply_statuses
 
 T0 = utc("2026-01-05T00:00:00Z")
 RUN = utc("2026-01-05T09:00:01Z")
@@ -146,6 +147,48 @@ def test_a_wait_node_resumes_the_flow_at_its_time(db_url: str, tmp_path: Path, a
     assert Counter(m.type for m in api.messages) == {"template": 6, "text": 6}
     assert not api.duplicates()
     assert {r["step"] for r in run.recipients().values()} == {2}
+
+
+@pytest.mark.parametrize("guarantee", ["at_most_once", "at_least_once"])
+def test_a_recipient_the_sweep_gives_back_keeps_the_status_its_last_message_reached(
+    db_url: str, tmp_path: Path, api: StandIn, guarantee: str
+) -> None:
+    """promo's second send taken by a worker that then died (its guard written, nothing
+    sent): the sweep gives each recipient back as its first message left it, `delivered` or
+    `read` where a webhook had raised it, `sent` otherwise (not back to `sent` for all); then
+    every one gets its second message once."""
+    run = start(db_url, tmp_path, api, n=4, flow="promo",
+                delivery={"delivery_guarantee": guarantee})
+    first = run.work()
+    assert first.sent == 4 and first.next_at is not None
+    wamids = {r["contact_id"]: r["message_id"] for r in run.recipients().values()}
+    a, b, _, _ = run.contact_ids
+    with dbmod.write_transaction(run.engine.db) as conn:
+        apply_statuses(conn, [StatusUpdate(ORG, wamids[a], "delivered"),
+                              StatusUpdate(ORG, wamids[b], "delivered"),
+                              StatusUpdate(ORG, wamids[b], "read")], now=first.next_at)
+    before = {c: r["status"] for c, r in run.recipients().items()}
+    assert before == {a: "delivered", b: "read"} | {c: "sent" for c in run.contact_ids[2:]}
+    # The dead worker's take: the guard (and, under at_most_once, a send mark covering none).
+    ids = sorted(r["id"] for r in run.recipients().values())
+    taken = first.next_at
+    with dbmod.write_transaction(run.engine.db) as conn:
+        bulk.guard(conn, ids, owner="dead-worker", until=taken + timedelta(seconds=FAST.lease_seconds),
+                   t=taken)
+        if guarantee == "at_most_once":
+            marks.write(conn, token="dead-worker", organization=ORG, execution_id=run.execution_id,
+                        through_id=ids[0] - 1, until=taken + timedelta(seconds=FAST.lease_seconds))
+    assert {r["status"] for r in run.recipients().values()} == {"sending"}
+    run.clock.t = taken + timedelta(seconds=FAST.lease_seconds + 1)
+    swept = eng.sweep(run.engine, now=run.clock(), enqueue=Enqueued())
+    assert (swept.released, swept.resend, swept.unknown) == (
+        (4, 0, 0) if guarantee == "at_most_once" else (0, 4, 0))
+    assert {c: r["status"] for c, r in run.recipients().items()} == before
+    last = run.drain()
+    run.engine.close()
+    assert last.finished
+    assert Counter(m.type for m in api.messages) == {"template": 4, "text": 4}
+    assert not api.duplicates()
 
 
 def test_a_task_delivered_twice_never_sends_twice(db_url: str, tmp_path: Path, api: StandIn) -> None:
