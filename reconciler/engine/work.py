@@ -582,9 +582,9 @@ class _Pass:
         """Each taken recipient's next action: sends are returned, the rest go to `outcomes`."""
         sends: list[_Send] = []
         mapping, flow = self.plan.variable_mapping, self.flow
-        for (rid, contact_id, phone_, status, node, step, attempts, step_attempts, step_status,
+        for (rid, contact_id, recipient_phone, status, node, step, attempts, step_attempts, step_status,
              found, contact_phone, tags, opted_out, attributes, conversation_id) in rows:
-            c = _Claimed(rid, contact_id, phone_, status, node, step, attempts,
+            c = _Claimed(rid, contact_id, recipient_phone, status, node, step, attempts,
                          step_attempts or 0, step_status in st.M_ACCEPTED)
             if found is None:
                 outcomes.append(self._final(c, st.R_FAILED, st.CODE_UNKNOWN_CONTACT,
@@ -607,7 +607,7 @@ class _Pass:
                     c, st.R_UNKNOWN, CODE_STEP_CONFLICT,
                     "a message for this step was already accepted; not sent again", t))
                 continue
-            phone = contact_phone or phone_
+            phone = contact_phone or recipient_phone
             if not phone:
                 outcomes.append(self._final(c, st.R_FAILED, st.CODE_NO_PHONE,
                                             "the contact has no phone number", t))
