@@ -61,7 +61,7 @@ def test() -> int:
     """The whole suite: lint, types, then pytest (CI runs exactly this)."""
     for step in (
         [str(BIN / "ruff"), "check", "flowspec", "reconciler", "tests", "benchmarks", "dev.py"],
-        [str(BIN / "mypy"), "flowspec", "reconciler"],
+        [str(BIN / "mypy"), "flowspec", "reconciler", "benchmarks"],
         [str(PY), "-m", "pytest", "-n", "2", "--dist", "loadgroup", *sys.argv[2:]],
     ):
         print("$ " + " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)), flush=True)

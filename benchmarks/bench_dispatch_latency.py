@@ -180,8 +180,8 @@ def run_backend(name: str, *, occurrences: int, span: float, workers: int) -> di
                     "SELECT o.at, e.started_at, (SELECT min(m.created_at) FROM messages m "
                     " JOIN recipients r ON r.id = m.recipient_id WHERE r.execution_id = e.id) AS first "
                     "FROM executions e JOIN occurrences o ON o.id = e.occurrence_id")).all()
-                statuses = dict(conn.execute(sa.text(
-                    "SELECT status, count(*) FROM occurrences GROUP BY status")).all())
+                statuses: dict[str, int] = {status: n for status, n in conn.execute(sa.text(
+                    "SELECT status, count(*) FROM occurrences GROUP BY status"))}
         finally:
             engine.dispose()
             for proc in (serve, worker):
