@@ -863,10 +863,10 @@ async def _send_paced(
     process stalled) is not sent: it comes back as None and gets a new slot, because sending it
     late would put it in the same second as the slots after it. On a `driven` clock, where
     nothing happens between two readings, the pacer moves time on only once every released
-    message has started. With a `cover` (at_most_once),
-    no send starts before the batch's send mark covers it; once the sweep revoked the mark
-    (this pass outlived its lease), no more start. Returns the results and each message's
-    release time."""
+    message has started. With a `cover` (at_most_once), no send starts before the batch's
+    send mark covers it; once the sweep revoked the mark (this pass outlived its lease), none
+    starts beyond the stretch already covered, and those never started come back as None.
+    Returns the results and each message's release time."""
     n = len(messages_)
     results: list[SendResult | None] = [None] * n
     when = [0.0] * n
