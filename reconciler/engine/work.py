@@ -270,7 +270,7 @@ class _Pass:
             return report  # starting (fan-out first), paused, finished or failed: nothing to do
         self.organization = ex.organization
         self.plan = RunPlan(ex.plan or {})
-        self.flow = self.plan.flow
+        self.flow = flowrun.Program(self.plan.flow)  # compiled once for the pass
         self.delivery = self.plan.delivery
         # Guarded batches get a send mark (marks.py): only at_most_once gives recipients up.
         self.marking = self.delivery.delivery_guarantee == "at_most_once"
@@ -586,7 +586,7 @@ class _Pass:
                 ) -> list[_Send]:
         """Each taken recipient's next action: sends are returned, the rest go to `outcomes`."""
         sends: list[_Send] = []
-        mapping, flow = self.plan.variable_mapping, self.flow
+        mapping, advance = self.plan.variable_mapping, self.flow.advance
         for (rid, contact_id, recipient_phone, status, node, step, attempts, step_attempts, step_status,
              found, contact_phone, tags, opted_out, attributes, conversation_id) in rows:
             c = _Claimed(rid, contact_id, recipient_phone, status, node, step, attempts,
@@ -603,7 +603,7 @@ class _Pass:
             contact = {"id": found, "phone": contact_phone, "tags": tags or [],
                        "opted_out": False, "attributes": attributes or {}}
             variables = flowrun.resolve_variables(mapping, contact)
-            action = flowrun.advance(flow, node, variables=variables, contact=contact, now=t)
+            action = advance(node, variables=variables, contact=contact, now=t)
             if not isinstance(action, flowrun.Send):
                 outcomes.append(self._after(c, action, t, step=c.step, status=c.status))
                 continue
@@ -811,8 +811,8 @@ class _Pass:
 
     def _continue(self, s: _Send, message_id: str | None, t: datetime) -> dict[str, Any]:
         """After an accepted send: the flow's next node, recorded in the same write."""
-        following = flowrun.advance(self.flow, s.action.next, variables=s.variables,
-                                    contact=s.contact, now=t)
+        following = self.flow.advance(s.action.next, variables=s.variables, contact=s.contact,
+                                      now=t)
         return self._after(s.r, following, t, step=s.r.step + 1, status=st.R_SENT,
                            message_id=message_id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from flowspec import models
-from reconciler.flowrun import Complete, Fail, Send, Wait, advance, resolve_variables
+from reconciler.flowrun import Complete, Fail, Program, Send, Wait, advance, resolve_variables
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -42,6 +42,25 @@ def test_condition_is_followed_inline_to_the_next_side_effect() -> None:
         "w", "t", NOW + timedelta(hours=2)
     )
     assert advance(PROMO, "c", variables={"discount": "50%"}, contact=BRUNO, now=NOW) == Complete("z")
+
+
+def test_one_compiled_program_decides_each_recipient_by_their_own_fields() -> None:
+    """A Program compiled once for a batch renders every recipient's own values, fails only
+    the one missing a field, and times each wait from that recipient's `now`."""
+    program = Program(PROMO)
+    later = NOW + timedelta(minutes=5)
+    assert [program.advance("a", variables={"discount": d}, contact=c, now=NOW)
+            for c, d in ((ANA, "50%"), (BRUNO, "10%"), ({"id": "c-3", "tags": []}, "5%"))] == [
+        Send("a", "c", "template", template="promo_bf", language="pt_BR", params=("Ana", "50%")),
+        Send("a", "c", "template", template="promo_bf", language="pt_BR", params=("Bruno", "10%")),
+        Fail("a", "missing_field",
+             "contact has no field 'first_name' (used as {{contact.first_name}})"),
+    ]
+    assert program.advance("c", variables={}, contact=ANA, now=later) == Wait(
+        "w", "t", later + timedelta(hours=2))
+    assert program.advance("c", variables={}, contact=BRUNO, now=later) == Complete("z")
+    assert program.advance("gone", variables={}, contact=ANA, now=NOW) == Fail(
+        "gone", "unknown_node", "flow has no node 'gone'")
 
 
 def test_wait_returns_the_resume_time_and_never_sleeps() -> None:
