@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator, Sequence
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
+from reconciler import fastjson
 from reconciler.channels import http1
 from reconciler.channels.base import ChannelError, OutgoingMessage, SendResult, classify
 
@@ -28,6 +30,11 @@ DEFAULT_API_BASE_URL = "https://graph.facebook.com/v21.0"
 MAX_CONNECTIONS = 1000
 # One compact encoder: `json.dumps(..., separators=...)` would build a new encoder per message.
 _encode = json.JSONEncoder(separators=(",", ":")).encode
+# A text message's body, the bytes `_encode(message_body(m))` gives, filled in directly: most
+# sends of a campaign are texts or templates, and building the dict and encoding it cost 2.4 µs
+# a message against 0.7.
+_TEXT_BODY = ('{"messaging_product":"whatsapp","recipient_type":"individual","to":%s,'
+              '"type":"text","text":{"body":%s}}')
 
 
 class _Secret:
@@ -45,6 +52,14 @@ class _Secret:
         return "<secret>"
 
     __str__ = __repr__
+
+
+def encode_body(m: OutgoingMessage) -> bytes:
+    """`message_body(m)` as compact JSON, the bytes POSTed."""
+    if m.kind == "text" and isinstance(m.text, str) and isinstance(m.to, str):
+        return (_TEXT_BODY % (encode_basestring_ascii(m.to), encode_basestring_ascii(m.text))
+                ).encode()
+    return _encode(message_body(m)).encode()
 
 
 def message_body(m: OutgoingMessage) -> dict[str, Any]:
@@ -155,7 +170,7 @@ class WhatsAppCloudChannel:
 
     async def _send_one(self, pool: http1.Pool, m: OutgoingMessage) -> SendResult:
         try:
-            response = await pool.post(_encode(message_body(m)).encode())
+            response = await pool.post(encode_body(m))
         except Exception as exc:  # noqa: BLE001 - every failure must become a SendResult
             return SendResult.failure(self._scrub(classify(None, None, exc, detail=_describe(exc))))
         status, raw = response.status, response.body
@@ -194,7 +209,7 @@ def _retry_after(value: str | None) -> float | None:
 
 def _message_id(raw: bytes) -> str | None:
     try:
-        message_id = json.loads(raw)["messages"][0]["id"]
+        message_id = fastjson.loads(raw)["messages"][0]["id"]
     except (ValueError, LookupError, TypeError):
         return None
     return message_id if isinstance(message_id, str) and message_id else None
@@ -203,7 +218,7 @@ def _message_id(raw: bytes) -> str | None:
 def _api_error(raw: bytes) -> tuple[int | None, str]:
     """(`error.code`, readable detail) from a Graph error body; (None, text) for anything else."""
     try:
-        error = json.loads(raw)["error"]
+        error = fastjson.loads(raw)["error"]
         code = error["code"]
     except (ValueError, LookupError, TypeError):
         return None, raw[:200].decode("utf-8", "replace").strip()

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowspec.diagnostics import UserError
 from reconciler.channels import (
@@ -22,9 +24,11 @@ from reconciler.channels import (
     SendResult,
     WhatsAppCloudChannel,
     classify,
+    message_body,
     open_channel,
     outbox_message_id,
 )
+from reconciler.channels.whatsapp_cloud import encode_body
 from reconciler.standin import Fault, StandIn
 
 TOKEN = "EAAG-test-token-0123456789abcdef"
@@ -66,6 +70,15 @@ def test_text_body_exact(api: StandIn) -> None:
         "messaging_product": "whatsapp", "recipient_type": "individual",
         "to": "+5511999900001", "type": "text", "text": {"body": "Olá {name}"},
     }
+
+
+@settings(max_examples=300, deadline=None)
+@given(to=st.text(max_size=20), body=st.text(max_size=200))
+def test_a_text_body_is_the_compact_json_of_the_cloud_api_body(to: str, body: str) -> None:
+    """A text message's bytes, filled in directly, are exactly the compact JSON encoding of
+    its Cloud API body, whatever the text holds (quotes, escapes, emoji, control characters)."""
+    m = OutgoingMessage("r1:greet", to, "text", text=body)
+    assert encode_body(m) == json.dumps(message_body(m), separators=(",", ":")).encode()
 
 
 def test_template_body_with_params_exact(api: StandIn) -> None:
