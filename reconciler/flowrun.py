@@ -217,11 +217,16 @@ def _variable(name: str, variables: Mapping[str, str]) -> str:
 
 
 def _contact_field(field: str, contact: Mapping[str, Any]) -> Any:
-    if field in contact and contact[field] not in (None, ""):
-        return contact[field]
+    value = contact.get(field)
+    if value is not None and value != "":
+        return value
     attributes = contact.get("attributes")
-    if isinstance(attributes, Mapping) and attributes.get(field) not in (None, ""):
-        return attributes[field]
+    # `dict` first: an isinstance check against the Mapping ABC was a tenth of a worker's
+    # pass thread under load, for the dict every contact's attributes are.
+    if type(attributes) is dict or isinstance(attributes, Mapping):
+        value = attributes.get(field)
+        if value is not None and value != "":
+            return value
     return None
 
 
