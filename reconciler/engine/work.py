@@ -229,6 +229,7 @@ class _Pass:
         self._permit_ttl = timedelta(seconds=self.settings.stale_seconds)
         self._permits_kept = now
         self._in_flight = _InFlightBound(1)
+        self._due_query: sa.Select[Any] | None = None
 
     # ----------------------------------------------------------------------- pass
 
@@ -471,7 +472,7 @@ class _Pass:
         with self._tx() as conn:
             if not self._running(conn, t):
                 return None
-            rows = conn.execute(self._due(conn, t)).all()
+            rows = conn.execute(self._due(conn), {"due_by": t}).all()
             if not rows:
                 return _Taken(0, [], [])
             outcomes: list[dict[str, Any]] = []
@@ -524,15 +525,22 @@ class _Pass:
             return False
         return True
 
-    def _due(self, conn: Connection, t: datetime) -> sa.Select[Any]:
-        """Claimable recipients with what deciding needs: the contact as it is now, its
-        conversation on this channel, the current step's message row. The batch is picked
-        first, in index order, and locked on PostgreSQL, skipping rows another worker holds;
-        only its rows are joined."""
+    def _due(self, conn: Connection) -> sa.Select[Any]:
+        """Claimable recipients by `due_by` (a parameter) with what deciding needs: the
+        contact as it is now, its conversation on this channel, the current step's message
+        row. The batch is picked first, in index order, and locked on PostgreSQL, skipping rows
+        another worker holds; only its rows are joined. Built once per pass: building and
+        keying the statement per batch cost more than deciding ten of its recipients."""
+        if self._due_query is None:
+            self._due_query = self._build_due(conn)
+        return self._due_query
+
+    def _build_due(self, conn: Connection) -> sa.Select[Any]:
         r, c, v, m = recipients.c, contacts.c, conversations.c, messages.c
+        due_by = sa.bindparam("due_by", type_=r.next_attempt_at.type)
         pick = (
             sa.select(r.id, r.contact_id, r.phone, r.status, r.current_node, r.step, r.attempts)
-            .where(r.execution_id == self.execution_id, r.next_attempt_at <= t,
+            .where(r.execution_id == self.execution_id, r.next_attempt_at <= due_by,
                    r.lease_owner.is_(None), r.status.in_(st.R_CLAIMABLE),
                    r.current_node.is_not(None))
             .order_by(r.next_attempt_at, r.id)
