@@ -264,6 +264,8 @@ class Contact(Base):
 
 
 FAILED_RECIPIENTS = "status IN ('failed', 'unknown')"
+# Rows a take may claim once due: not leased, with a node to run (terminal rows have none).
+CLAIMABLE_RECIPIENTS = "lease_owner IS NULL AND current_node IS NOT NULL"
 
 
 class Recipient(Base):
@@ -296,9 +298,10 @@ class Recipient(Base):
         ),
         UniqueConstraint("execution_id", "contact_id"),
         Index(None, "organization", "execution_id", "status"),
-        # The engine's take (in this order) and next-wakeup queries; terminal rows have no
-        # next_attempt_at (0004).
-        Index(None, "execution_id", "next_attempt_at", "id"),
+        # The engine's take (in this order), next-wakeup and waiting queries (0004); only rows
+        # a take may claim, so the guard's leased row and a finished one add no entry (0010).
+        Index(None, "execution_id", "next_attempt_at", "id",
+              postgresql_where=text(CLAIMABLE_RECIPIENTS), sqlite_where=text(CLAIMABLE_RECIPIENTS)),
         # The sweep's expired leases; only leased rows are in it (0004).
         Index(None, "lease_until", postgresql_where=text("lease_owner IS NOT NULL"),
               sqlite_where=text("lease_owner IS NOT NULL")),

@@ -65,7 +65,9 @@ def read_progress(conn: Connection, execution_ids: Sequence[int], *, now: dateti
         counts[eid][status] = n
     for eid, n in conn.execute(
         sa.select(r.execution_id, sa.func.count())
-        .where(r.execution_id.in_(execution_ids), r.status.not_in(TERMINAL), r.next_attempt_at > now)
+        # Waiting = claimable later: unleased with a node to run (the take's index, 0010).
+        .where(r.execution_id.in_(execution_ids), r.status.not_in(TERMINAL), r.next_attempt_at > now,
+               r.lease_owner.is_(None), r.current_node.is_not(None))
         .group_by(r.execution_id)
     ):
         waiting[eid] = n

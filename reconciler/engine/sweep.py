@@ -204,7 +204,7 @@ def _lost_tasks(engine: EngineContext, now: datetime, report: SweepReport,
     stale = now - timedelta(seconds=engine.settings.stale_seconds)
     due = sa.exists().where(
         r.execution_id == e.id, r.next_attempt_at <= stale, r.lease_owner.is_(None),
-        r.status.in_(st.R_CLAIMABLE),
+        r.current_node.is_not(None), r.status.in_(st.R_CLAIMABLE),
     )
     quiet = sa.or_(e.heartbeat_at.is_(None), e.heartbeat_at < stale)
     with dbmod.write_transaction(engine.db) as conn:

@@ -365,7 +365,8 @@ class _Pass:
             report.next_at = conn.execute(
                 sa.select(sa.func.min(r.next_attempt_at)).where(
                     r.execution_id == self.execution_id, r.next_attempt_at.is_not(None),
-                    r.lease_owner.is_(None), r.status.in_(st.R_CLAIMABLE),
+                    r.lease_owner.is_(None), r.current_node.is_not(None),
+                    r.status.in_(st.R_CLAIMABLE),
                 )
             ).scalar()
             if report.next_at is not None and self._not_before is not None:
