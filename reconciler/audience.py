@@ -50,6 +50,8 @@ class ResolvedAudience:
     missing: list[str] = field(default_factory=list)  # listed ids with no stored contact
     problems: list[RowProblem] = field(default_factory=list)  # bad rows of a CSV file, skipped
     source: str = ""  # what was resolved, for messages: "segment tags=vip", "file ..."
+    # False when `limit` cut a segment short: these are the first contacts in its order only.
+    complete: bool = True
 
 
 def resolve_audience(
@@ -61,6 +63,7 @@ def resolve_audience(
     now: datetime | None = None,
     roots: Sequence[Path] = (),
     fields: bool = True,
+    limit: int | None = None,
 ) -> ResolvedAudience:
     """The contacts an Automation's audience means right now.
 
@@ -68,13 +71,16 @@ def resolve_audience(
     the config paths the config was loaded from, which a relative `file` is resolved against
     (without them: the declaring document's folder). `fields=False`: a segment's contacts
     carry `id`, `phone` and `opted_out` only (fan-out needs no more, and decoding tags and
-    attributes for 100,000 contacts held the first send back by a second).
+    attributes for 100,000 contacts held the first send back by a second). `limit`: a segment
+    stops after that many contacts (opted-out ones included) in its order and says it is not
+    `complete`; other audiences always resolve whole (a file is imported first, a list is
+    read by id).
     """
     ref = spec.audience
     if ref.contact_ids is not None:
         return _by_ids(session, organization, ref.contact_ids, "contact_ids")
     if ref.segment is not None:
-        return _by_segment(session, organization, ref.segment.tags, fields)
+        return _by_segment(session, organization, ref.segment.tags, fields, limit)
     assert ref.audience is not None  # AudienceRef holds exactly one of the three
     entry = config.audiences.get((organization, ref.audience))
     if entry is None:
@@ -86,7 +92,7 @@ def resolve_audience(
     if audience.contact_ids is not None:
         return _by_ids(session, organization, audience.contact_ids, f"audience {ref.audience}")
     if audience.segment is not None:
-        return _by_segment(session, organization, audience.segment.tags, fields)
+        return _by_segment(session, organization, audience.segment.tags, fields, limit)
     path = audience_file_path(entry, roots)
     assert path is not None  # AudienceSpec holds exactly one of the three
     return _by_file(session, organization, path, now if now is not None else datetime.now(UTC))
@@ -109,8 +115,8 @@ def _by_ids(session: Executor, organization: str, ids: Sequence[str], source: st
     return _partition([stored[i] for i in wanted if i in stored], out)
 
 
-def _by_segment(session: Executor, organization: str, tags: Sequence[str], fields: bool
-                ) -> ResolvedAudience:
+def _by_segment(session: Executor, organization: str, tags: Sequence[str], fields: bool,
+                limit: int | None = None) -> ResolvedAudience:
     wanted = list(dict.fromkeys(tags))
     c = contacts.c
     columns = [c.id, c.phone, c.opted_out, *([c.tags, c.attributes] if fields else [])]
@@ -130,8 +136,12 @@ def _by_segment(session: Executor, organization: str, tags: Sequence[str], field
                     f"EXISTS (SELECT 1 FROM json_each(contacts.tags) WHERE json_each.value = :{name})"
                 ).bindparams(**{name: tag})
             )
-    rows = session.execute(query.order_by(c.id)).all()  # fetchall: a third of fetching by row
-    out = ResolvedAudience(source="segment tags=" + ",".join(wanted))
+    query = query.order_by(c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = session.execute(query).all()  # fetchall: a third of fetching by row
+    out = ResolvedAudience(source="segment tags=" + ",".join(wanted),
+                           complete=limit is None or len(rows) < limit)
     if fields:
         return _partition([contact_mapping(r._mapping) for r in rows], out)
     # Fan-out reads only these three; a segment may be a million contacts.

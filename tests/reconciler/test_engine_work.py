@@ -584,3 +584,45 @@ def test_a_fan_out_that_dies_half_way_is_resumed_and_the_execution_cannot_finish
     engine.close()
     assert len(api.messages) == 1300 and not api.duplicates()
     assert run.execution()["audience_size"] == 1300
+
+
+def test_a_large_segment_starts_sending_after_its_first_chunk_and_counts_everyone_once(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """A segment's first chunk (its first contacts by id) is read and written alone, then the
+    whole segment: every sendable contact becomes a recipient exactly once, opted-out contacts
+    on either side of the chunk are counted, and a first-chunk contact that opts out while the
+    rest is written stays a recipient (failed `opted_out` at its turn), not counted twice."""
+    vip = sorted(f"c-{i}" for i in range(0, 2600, 2))  # the segment, in the order it is read
+    before = {vip[10], vip[1200]}  # opted out already: one in the first chunk, one after
+    late = vip[20]  # in the first chunk; opts out once that chunk is in
+    add_contacts(db_url, 2600, opted_out={int(i[2:]) for i in before})
+    doc = automation_doc("promo")
+    doc["spec"]["audience"] = {"segment": {"tags": ["vip"]}}
+    root = write_repo(tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id,
+                                                    messages_per_second=10_000), [doc])
+    apply(root, db_url, T0)
+    engine = engine_for(db_url, root)
+    [execution_id] = eng.dispatch_due(engine, now=RUN, enqueue=Enqueued()).executions
+    run = Run(engine, execution_id, FakeClock(RUN), db_url, vip)
+    in_first_chunk: list[int] = []
+
+    def opt_out_late() -> None:
+        in_first_chunk.append(len(run.recipients()))
+        with dbmod.write_transaction(engine.db) as conn:
+            conn.execute(models.contacts.update().where(models.contacts.c.id == late)
+                         .values(opted_out=True))
+
+    report = eng.fan_out(engine, execution_id, now=RUN, on_running=opt_out_late)
+    assert in_first_chunk == [999]  # the first 1,000 contacts by id, less the one opted out
+    assert report.recipients == 1298 and report.opted_out == 2
+    recipients = run.recipients()
+    assert sorted(recipients) == sorted(set(vip) - before)
+    assert (run.execution()["audience_size"], run.execution()["opted_out"]) == (1298, 2)
+    assert run.drain().finished
+    engine.close()
+    assert sorted(m.to for m in api.messages) == sorted(
+        f"+55119{int(i[2:]):08d}" for i in set(vip) - before - {late})
+    assert not api.duplicates()
+    assert (run.recipients()[late]["status"], run.recipients()[late]["error_code"]) == (
+        "failed", "opted_out")
