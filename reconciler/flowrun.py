@@ -168,6 +168,11 @@ def _renderer(text: str) -> str | _Render:
     if len(parts) == 1 and isinstance(parts[0], str):
         return parts[0]
     pieces = [p if isinstance(p, str) else _placeholder(p[0]) for p in parts]
+    # The usual message, a greeting with one placeholder, without the general join.
+    if len(pieces) in (2, 3):
+        head, lookup, tail = (*pieces, "")[:3]
+        if isinstance(head, str) and not isinstance(lookup, str) and isinstance(tail, str):
+            return lambda variables, contact: head + lookup(variables, contact) + tail
     return lambda variables, contact: "".join(
         [p if isinstance(p, str) else p(variables, contact) for p in pieces])
 
@@ -177,7 +182,12 @@ def _placeholder(name: str) -> _Render:
     once."""
     if name.startswith("contact."):
         field = name.removeprefix("contact.")
-        return lambda variables, contact: _field_text(name, field, contact)
+
+        def contact_field(variables: Mapping[str, str], contact: Mapping[str, Any]) -> str:
+            value = _contact_field(field, contact)
+            return value if isinstance(value, str) else _field_text(name, field, value)
+
+        return contact_field
     return lambda variables, contact: _variable(name, variables)
 
 
@@ -203,8 +213,8 @@ def _parts(text: str) -> tuple[str | tuple[str], ...]:
     return tuple(parts)
 
 
-def _field_text(name: str, field: str, contact: Mapping[str, Any]) -> str:
-    value = _contact_field(field, contact)
+def _field_text(name: str, field: str, value: Any) -> str:
+    """A contact field's value (not a string) as text in a message; None fails the step."""
     if value is None:
         raise _Missing("missing_field", f"contact has no field '{field}' (used as {{{{{name}}}}})")
     return value if isinstance(value, str) else ";".join(value) if isinstance(value, list) else str(value)
