@@ -25,26 +25,36 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection, Engine
 
 from reconciler import db as dbmod
+from reconciler.engine.bulk import sqlite_ts
 from reconciler.models import send_marks
 
 # Marks of batches whose lease ran out this long ago are deleted by the sweep: by then it has
 # resolved every recipient they covered.
 KEEP = timedelta(days=1)
 
-
-def write(conn: Connection, *, token: str, organization: str, execution_id: int,
-          through_id: int, until: datetime) -> None:
-    conn.execute(send_marks.insert().values(
-        token=token, organization=organization, execution_id=execution_id,
-        through_id=through_id, revoked=False, until=until))
-
-
-# Plain driver SQL: a batch extends its mark every `ahead` sends, and building and compiling
-# the expression form cost more than the rest of the statement (measured: 236 µs against 434 µs
-# of CPU per extension on one connection).
+# Plain driver SQL for the per-batch writes (a mark written with each guard, forgotten with
+# each record, extended every `ahead` sends): building and compiling the expression forms cost
+# more than the statements (measured per extension: 236 µs of CPU against 434 µs).
+_PG_WRITE = ("INSERT INTO send_marks (token, organization, execution_id, through_id, revoked, "
+             "until) VALUES (%(token)s, %(org)s, %(execution)s, %(through)s, false, %(until)s)")
+_SQLITE_WRITE = ("INSERT INTO send_marks (token, organization, execution_id, through_id, revoked, "
+                 "until) VALUES (?, ?, ?, ?, 0, ?)")
+_PG_FORGET = "DELETE FROM send_marks WHERE token = %(token)s"
+_SQLITE_FORGET = "DELETE FROM send_marks WHERE token = ?"
 _PG_EXTEND = ("UPDATE send_marks SET through_id = GREATEST(through_id, %(through)s) "
               "WHERE token = %(token)s AND NOT revoked")
 _SQLITE_EXTEND = "UPDATE send_marks SET through_id = max(through_id, ?) WHERE token = ? AND NOT revoked"
+
+
+def write(conn: Connection, *, token: str, organization: str, execution_id: int,
+          through_id: int, until: datetime) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG_WRITE, {"token": token, "org": organization,
+                                         "execution": execution_id, "through": through_id,
+                                         "until": until})
+    else:
+        conn.exec_driver_sql(_SQLITE_WRITE, (token, organization, execution_id, through_id,
+                                             sqlite_ts(until)))
 
 
 def extend(conn: Connection, *, token: str, through_id: int) -> bool:
@@ -93,7 +103,10 @@ class Extender:
 
 def forget(conn: Connection, token: str) -> None:
     """The batch's results are recorded: its mark has nothing left to say."""
-    conn.execute(send_marks.delete().where(send_marks.c.token == token))
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG_FORGET, {"token": token})
+    else:
+        conn.exec_driver_sql(_SQLITE_FORGET, (token,))
 
 
 def revoke(conn: Connection, tokens: Sequence[str]) -> dict[str, int]:
