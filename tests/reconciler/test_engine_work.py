@@ -626,3 +626,30 @@ def test_a_large_segment_starts_sending_after_its_first_chunk_and_counts_everyon
     assert not api.duplicates()
     assert (run.recipients()[late]["status"], run.recipients()[late]["error_code"]) == (
         "failed", "opted_out")
+
+
+def test_a_flow_reads_the_contact_fields_it_uses_however_it_uses_them(
+    db_url: str, tmp_path: Path, api: StandIn
+) -> None:
+    """A condition on tags, an attribute in a text and an attribute reached through the
+    automation's variable mapping all see the contact as stored (the take reads only the
+    fields the flow and its mapping use)."""
+    ids = add_contacts(db_url, 6)  # even ones are tagged vip
+    database = dbmod.create_engine(db_url)
+    with dbmod.write_transaction(database) as conn:
+        for i in range(6):  # first_name is read only through the variable, city by the flow
+            conn.execute(models.contacts.update().where(models.contacts.c.id == f"c-{i}")
+                         .values(attributes={"first_name": f"N{i}", "city": f"C{i}"}))
+    database.dispose()
+    doc = automation_doc("promo", flow="segmented", contact_ids=ids,
+                         variable_mapping={"who": "{{contact.first_name}}"})
+    root = write_repo(tmp_path / "cfg", channel_doc(api.base_url, api.phone_number_id), [doc])
+    apply(root, db_url, T0)
+    engine = engine_for(db_url, root)
+    [execution_id] = eng.dispatch_due(engine, now=RUN, enqueue=Enqueued()).executions
+    eng.fan_out(engine, execution_id, now=RUN)
+    run = Run(engine, execution_id, FakeClock(RUN), db_url, ids)
+    assert run.drain().finished
+    engine.close()
+    assert sorted((m.to, m.content) for m in api.messages) == sorted(
+        (f"+55119{i:08d}", f"VIP N{i}" if i % 2 == 0 else f"Hi C{i}!") for i in range(6))
