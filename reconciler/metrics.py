@@ -138,7 +138,7 @@ def collect(
         sa.select(r.organization, sa.func.count())
         .select_from(models.recipients.join(models.executions, e.id == r.execution_id))
         .where(e.status.in_(st.EX_ACTIVE), r.status.not_in(st.R_TERMINAL),
-               r.next_attempt_at > now, r.lease_owner.is_(None), r.current_node.is_not(None))
+               r.next_attempt_at > now, models.CLAIMABLE)
         .group_by(r.organization)
     )
     for org, n in conn.execute(q):

@@ -33,11 +33,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 
@@ -332,6 +334,11 @@ executions: Table = Execution.__table__  # type: ignore[assignment]
 contacts: Table = Contact.__table__  # type: ignore[assignment]
 recipients: Table = Recipient.__table__  # type: ignore[assignment]
 conversations: Table = Conversation.__table__  # type: ignore[assignment]
+
+# CLAIMABLE_RECIPIENTS as a condition, for every statement that reads the take's index (0010):
+# each must state it for the database to use the index, and all mean the same rows.
+CLAIMABLE: ColumnElement[bool] = and_(recipients.c.lease_owner.is_(None),
+                                      recipients.c.current_node.is_not(None))
 
 
 # --------------------------------------------------------------------------- messaging (0002)

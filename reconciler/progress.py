@@ -67,7 +67,7 @@ def read_progress(conn: Connection, execution_ids: Sequence[int], *, now: dateti
         sa.select(r.execution_id, sa.func.count())
         # Waiting = claimable later: unleased with a node to run (the take's index, 0010).
         .where(r.execution_id.in_(execution_ids), r.status.not_in(TERMINAL), r.next_attempt_at > now,
-               r.lease_owner.is_(None), r.current_node.is_not(None))
+               models.CLAIMABLE)
         .group_by(r.execution_id)
     ):
         waiting[eid] = n

@@ -38,7 +38,14 @@ from reconciler.engine.context import EngineContext
 from reconciler.engine.dispatch import start_queued
 from reconciler.engine.fanin import finish_if_done
 from reconciler.engine.runplan import RunPlan
-from reconciler.models import conversations, executions, messages, occurrences, recipients
+from reconciler.models import (
+    CLAIMABLE,
+    conversations,
+    executions,
+    messages,
+    occurrences,
+    recipients,
+)
 
 Enqueue = Callable[[int], None]
 _LEASE_BATCH = 5000
@@ -203,8 +210,8 @@ def _lost_tasks(engine: EngineContext, now: datetime, report: SweepReport,
     e, r = executions.c, recipients.c
     stale = now - timedelta(seconds=engine.settings.stale_seconds)
     due = sa.exists().where(
-        r.execution_id == e.id, r.next_attempt_at <= stale, r.lease_owner.is_(None),
-        r.current_node.is_not(None), r.status.in_(st.R_CLAIMABLE),
+        r.execution_id == e.id, r.next_attempt_at <= stale, CLAIMABLE,
+        r.status.in_(st.R_CLAIMABLE),
     )
     quiet = sa.or_(e.heartbeat_at.is_(None), e.heartbeat_at < stale)
     with dbmod.write_transaction(engine.db) as conn:

@@ -65,7 +65,7 @@ from reconciler.engine.context import ChannelFactory, EngineContext
 from reconciler.engine.fanin import finish_if_done
 from reconciler.engine.limits import Bucket, admit_daily
 from reconciler.engine.runplan import RunPlan
-from reconciler.models import contacts, conversations, executions, messages, recipients
+from reconciler.models import CLAIMABLE, contacts, conversations, executions, messages, recipients
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
@@ -365,8 +365,7 @@ class _Pass:
             report.next_at = conn.execute(
                 sa.select(sa.func.min(r.next_attempt_at)).where(
                     r.execution_id == self.execution_id, r.next_attempt_at.is_not(None),
-                    r.lease_owner.is_(None), r.current_node.is_not(None),
-                    r.status.in_(st.R_CLAIMABLE),
+                    CLAIMABLE, r.status.in_(st.R_CLAIMABLE),
                 )
             ).scalar()
             if report.next_at is not None and self._not_before is not None:
@@ -542,8 +541,7 @@ class _Pass:
         pick = (
             sa.select(r.id, r.contact_id, r.phone, r.status, r.current_node, r.step, r.attempts)
             .where(r.execution_id == self.execution_id, r.next_attempt_at <= due_by,
-                   r.lease_owner.is_(None), r.status.in_(st.R_CLAIMABLE),
-                   r.current_node.is_not(None))
+                   CLAIMABLE, r.status.in_(st.R_CLAIMABLE))
             .order_by(r.next_attempt_at, r.id)
             .limit(self.claim_size)
         )
