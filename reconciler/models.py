@@ -294,10 +294,9 @@ class Recipient(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
 
+    # No foreign key to executions (0011): only the fan-out writes recipients, after reading
+    # their execution, and executions are never deleted.
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["organization", "execution_id"], ["executions.organization", "executions.id"]
-        ),
         UniqueConstraint("execution_id", "contact_id"),
         Index(None, "organization", "execution_id", "status"),
         # The engine's take (in this order), next-wakeup and waiting queries (0004); only rows
