@@ -28,6 +28,7 @@ from flowspec.timeparse import format_duration
 from reconciler import db as dbmod
 from reconciler.commands.apply import DEFAULT_HORIZON, HORIZON
 from reconciler.commands.db import db_option
+from reconciler.engine.states import EX_FAILED, EX_FINISHED
 from reconciler.executions import ExecutionSummary, list_executions, live_counts
 
 # A work pass in `run` yields after this long so Ctrl+C is answered quickly (a pass always
@@ -279,7 +280,11 @@ def _stats_lines(x: ExecutionSummary, live: dict[str, int], drain: Drain) -> str
         f"execution {x.id}  {x.label} {what}  {state}{took}",
         f"  audience {total + x.opted_out}: {sent} sent, {failed} failed, "
         f"{x.opted_out} opted out (not messaged)",
-        "  stats: " + ", ".join(f"{k} {v}" for k, v in x.stats.items()),
+        # The stats columns are written by the fan-in, when the last recipient is terminal
+        # (SPEC 6.9): before that they read zero whatever was sent, so they are not shown.
+        "  stats: " + ", ".join(f"{k} {v}" for k, v in x.stats.items())
+        if x.status in (EX_FINISHED, EX_FAILED) else
+        "  stats: written when the execution finishes (every recipient done)",
     ]
     if failed:
         lines.append(f"  details: flowspec executions show {x.id}")

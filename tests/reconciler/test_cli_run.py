@@ -26,10 +26,32 @@ def test_run_sends_the_due_example_to_the_csv_audience(tmp_path: Path) -> None:
     assert "dispatch: 1 started" in result.out
     assert "acme/daily-checkin 2026-12-02T11:00:00Z  finished" in result.out
     assert "4 sent, 0 failed, 1 opted out" in result.out
+    assert "stats: sent 4, delivered 0, read 0, completed 4, failed 0, unknown 0" in result.out
     assert "messages written to outbox/main-br.jsonl" in result.out
     url = f"sqlite:///{tmp_path / 'flowspec.db'}"
     rows = read(url, "SELECT status, sent, completed FROM executions")
     assert rows == [{"status": "finished", "sent": 4, "completed": 4}]
+
+
+def test_an_execution_still_waiting_shows_no_stats_yet(tmp_path: Path) -> None:
+    """An execution whose recipients still wait in their flow ends the run `running`, with
+    what it sent so far and no stats: those are written when it finishes (SPEC 6.9), and
+    zeros beside "4 sent" would contradict it."""
+    copy_examples(tmp_path / "automations")
+    # 12:30 UTC: daily-promo's 09:00 São Paulo (12:00 UTC) send is due; its flow then waits.
+    result = invoke("run", "automations", "--now", "2026-12-02T12:30:00Z", "--no-progress",
+                    cwd=tmp_path)
+    assert result.code == 0, result.output
+    lines = result.out.splitlines()
+    at = next(i for i, line in enumerate(lines)
+              if line.startswith("execution ") and "  acme/daily-promo 2026-12-02T12:00:00Z  " in line)
+    header, audience, stats = lines[at:at + 3]
+    assert "running, continues at" in header
+    assert "4 sent, 0 failed, 1 opted out" in audience
+    assert stats == "  stats: written when the execution finishes (every recipient done)"
+    url = f"sqlite:///{tmp_path / 'flowspec.db'}"
+    assert read(url, "SELECT status, sent FROM executions WHERE status = 'running'") == [
+        {"status": "running", "sent": 0}]
 
 
 def test_second_run_sends_nothing_again(tmp_path: Path) -> None:
