@@ -18,7 +18,10 @@ from flowspec.plan import format_utc
 from reconciler import models
 
 ACTIVE = ("starting", "running", "waiting_window", "paused_circuit")
+FINAL = ("finished", "failed")  # the stats columns hold the execution's numbers
 STAT_FIELDS = ("sent", "delivered", "read", "completed", "failed", "unknown")
+# What the stats line says for an execution that has not finished (ExecutionSummary.final).
+STATS_NOT_FINAL = "written when the execution finishes (every recipient done)"
 
 
 def _utc(t: datetime | None) -> str | None:
@@ -47,6 +50,13 @@ class ExecutionSummary:
     def label(self) -> str:
         return f"{self.organization}/{self.automation}"
 
+    @property
+    def final(self) -> bool:
+        """Whether `stats` holds the execution's numbers. The fan-in writes them when the last
+        recipient is terminal (SPEC 6.9); until then the columns read zero whatever was sent,
+        so they are not shown (JSON: null) and live counts are read from the recipients."""
+        return self.status in FINAL
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -63,7 +73,7 @@ class ExecutionSummary:
             "resume_at": _utc(self.resume_at),
             "audience_size": self.audience_size,
             "opted_out": self.opted_out,
-            "stats": self.stats,
+            "stats": self.stats if self.final else None,
         }
 
 
@@ -304,7 +314,7 @@ def collect_executions(
     report.active = list_executions(conn, organizations=organizations, statuses=ACTIVE, limit=50)
     report.active.reverse()  # oldest first: the one that has waited longest leads
     report.finished = list_executions(
-        conn, organizations=organizations, statuses=("finished", "failed"), limit=recent
+        conn, organizations=organizations, statuses=FINAL, limit=recent
     )
     report.live = live_counts(conn, [x.id for x in report.active])
     report.open_circuits = circuits(conn, organizations=organizations, open_only=True)

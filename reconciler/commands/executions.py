@@ -13,6 +13,7 @@ from flowspec.plan import format_utc
 from reconciler import db as dbmod
 from reconciler.commands.db import db_option
 from reconciler.executions import (
+    STATS_NOT_FINAL,
     ExecutionDetail,
     ExecutionSummary,
     describe_wait,
@@ -70,8 +71,8 @@ def list_cmd(db_url: str | None, statuses: tuple[str, ...], automation: str | No
         click.echo("no executions")
         return 0
     rows = [
-        (str(x.id), x.label, _when(x), x.status, str(x.audience_size), str(x.stats["sent"]),
-         str(x.stats["delivered"]), str(x.stats["read"]), str(x.stats["failed"]),
+        (str(x.id), x.label, _when(x), x.status, str(x.audience_size),
+         *(str(x.stats[k]) if x.final else "-" for k in ("sent", "delivered", "read", "failed")),
          format_utc(x.finished_at) if x.finished_at else "-")
         for x in found
     ]
@@ -120,7 +121,8 @@ def render_detail(d: ExecutionDetail) -> str:
         f"started:    {format_utc(x.started_at) if x.started_at else '-'}",
         f"finished:   {format_utc(x.finished_at) if x.finished_at else '-'}",
         f"audience:   {x.audience_size} recipient(s), {x.opted_out} opted out (not messaged)",
-        "stats:      " + ", ".join(f"{k} {v}" for k, v in x.stats.items()),
+        "stats:      " + (", ".join(f"{k} {v}" for k, v in x.stats.items()) if x.final
+                             else STATS_NOT_FINAL),
         "recipients: " + (", ".join(f"{n} {s}" for s, n in sorted(d.counts.items())) or "none"),
     ]
     if d.errors:

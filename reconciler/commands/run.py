@@ -28,8 +28,7 @@ from flowspec.timeparse import format_duration
 from reconciler import db as dbmod
 from reconciler.commands.apply import DEFAULT_HORIZON, HORIZON
 from reconciler.commands.db import db_option
-from reconciler.engine.states import EX_FAILED, EX_FINISHED
-from reconciler.executions import ExecutionSummary, list_executions, live_counts
+from reconciler.executions import STATS_NOT_FINAL, ExecutionSummary, list_executions, live_counts
 
 # A work pass in `run` yields after this long so Ctrl+C is answered quickly (a pass always
 # finishes the sends it started).
@@ -280,11 +279,8 @@ def _stats_lines(x: ExecutionSummary, live: dict[str, int], drain: Drain) -> str
         f"execution {x.id}  {x.label} {what}  {state}{took}",
         f"  audience {total + x.opted_out}: {sent} sent, {failed} failed, "
         f"{x.opted_out} opted out (not messaged)",
-        # The stats columns are written by the fan-in, when the last recipient is terminal
-        # (SPEC 6.9): before that they read zero whatever was sent, so they are not shown.
-        "  stats: " + ", ".join(f"{k} {v}" for k, v in x.stats.items())
-        if x.status in (EX_FINISHED, EX_FAILED) else
-        "  stats: written when the execution finishes (every recipient done)",
+        "  stats: " + (", ".join(f"{k} {v}" for k, v in x.stats.items()) if x.final
+                       else STATS_NOT_FINAL),
     ]
     if failed:
         lines.append(f"  details: flowspec executions show {x.id}")

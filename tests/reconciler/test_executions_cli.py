@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from process_helpers import TOKEN_ENV, cloud_channel, write_config
+from process_helpers import TOKEN_ENV, cloud_channel, copy_examples, write_config
 from reconciler_helpers import invoke
 
 from reconciler.standin import Fault, StandIn
@@ -76,3 +76,31 @@ def test_show_unknown_id_is_a_user_error(ran: str) -> None:
     result = invoke("executions", "show", "99", "--db", ran)
     assert result.code == 1
     assert "no execution 99" in result.err and "flowspec executions list" in result.err
+
+
+def test_an_unfinished_execution_shows_live_counts_and_no_stats(tmp_path: Path) -> None:
+    """Until every recipient is done, an execution's stats are not written (SPEC 6.9): list
+    shows "-" for them, show says when they will be, JSON has null; the recipients' live
+    counts tell what was sent so far."""
+    copy_examples(tmp_path / "automations")
+    # 12:30 UTC: daily-checkin (11:00) finishes; daily-promo (12:00) sends, then its flow waits.
+    assert invoke("run", "automations", "--now", "2026-12-02T12:30:00Z", "--no-progress",
+                  cwd=tmp_path).code == 0
+    url = f"sqlite:///{tmp_path / 'flowspec.db'}"
+    listed = json.loads(invoke("executions", "list", "--db", url, "--format", "json").out)
+    by_name = {x["automation"]: x for x in listed["executions"]}
+    promo, checkin = by_name["daily-promo"], by_name["daily-checkin"]
+    assert promo["status"] == "running" and promo["stats"] is None
+    assert checkin["status"] == "finished" and checkin["stats"]["sent"] == 4
+
+    table = invoke("executions", "list", "--db", url).out.splitlines()
+    header = table[0].split()
+    rows = {line.split()[1]: dict(zip(header, line.split(), strict=False)) for line in table[1:]}
+    assert rows["acme/daily-promo"]["SENT"] == "-" and rows["acme/daily-promo"]["FAILED"] == "-"
+    assert rows["acme/daily-checkin"]["SENT"] == "4"
+
+    shown = invoke("executions", "show", str(promo["id"]), "--db", url).out
+    assert "stats:      written when the execution finishes (every recipient done)" in shown
+    live = next(line for line in shown.splitlines() if line.startswith("recipients: "))
+    assert sum(int(part.split()[0]) for part in live[len("recipients: "):].split(", ")) == 4
+    assert "sent 0" not in shown
