@@ -120,7 +120,7 @@ def render(status: StatusReport, runs: ExecutionsReport) -> str:
         ("automation", "state", "next send", "last execution", "executions", "pending", "sent",
          "failed"),
         [(_e(f"{a.organization}/{a.name}"), _e(a.state), _e(_t(a.next_scheduled_at)),
-          _e(_t(a.last_executed_at)), _e(a.execution_count), _e(a.pending),
+          _e(_t(a.last_executed_at)), _e(a.executions_text), _e(a.pending),
           _e(a.totals.get("sent", 0)), _e(a.totals.get("failed", 0)))
          for a in status.automations],
         numeric=(4, 5, 6, 7),

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection, Row
 
 from flowspec.plan import format_utc
 from reconciler.apply import ConfigIdentity, latest_applied
-from reconciler.models import automations, occurrences, revisions
+from reconciler.executions import ACTIVE
+from reconciler.models import automations, executions, occurrences, revisions
 
 STATUS_FORMAT = "flowspec.status/v1"
 DriftState = Literal["in_sync", "drifted", "not_applied", "unknown"]
@@ -88,10 +89,17 @@ class AutomationStatus:
     state: Literal["active", "paused", "inactive", "removed"]
     next_scheduled_at: datetime | None
     last_executed_at: datetime | None
-    execution_count: int
+    execution_count: int  # finished ones: the fan-in counts an execution when it finishes
+    running: int  # executions started and not finished (starting, running, waiting, paused)
     pending: int
     held: int  # paused or inactive occurrences kept for when the automation resumes
     totals: dict[str, int]
+
+    @property
+    def executions_text(self) -> str:
+        """Finished executions, and those under way beside them: a running campaign does not
+        read as an automation that never ran."""
+        return str(self.execution_count) + (f" (+{self.running} running)" if self.running else "")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +110,7 @@ class AutomationStatus:
             "next_scheduled_at": _utc(self.next_scheduled_at),
             "last_executed_at": _utc(self.last_executed_at),
             "execution_count": self.execution_count,
+            "running_executions": self.running,
             "pending_occurrences": self.pending,
             "held_occurrences": self.held,
             "totals": self.totals,
@@ -164,13 +173,21 @@ def collect_status(
         .where(o.status.in_(("pending", "paused", "inactive")))
         .group_by(o.organization, o.automation_id, o.status)
     )
+    e = executions.c
+    running_q = (
+        sa.select(e.organization, e.automation_id, sa.func.count())
+        .where(e.status.in_(ACTIVE))
+        .group_by(e.organization, e.automation_id)
+    )
     autos_q = sa.select(automations).order_by(a.organization, a.name)
     if organizations:
         counts_q = counts_q.where(o.organization.in_(organizations))
+        running_q = running_q.where(e.organization.in_(organizations))
         autos_q = autos_q.where(a.organization.in_(organizations))
     counts: dict[tuple[str, int], dict[str, int]] = {}
     for org, auto_id, status, n in conn.execute(counts_q):
         counts.setdefault((org, auto_id), {})[status] = n
+    running = {(org, auto_id): n for org, auto_id, n in conn.execute(running_q)}
     for r in conn.execute(autos_q):
         if r.removed_at is not None:
             report.removed += 1
@@ -189,7 +206,8 @@ def collect_status(
         report.automations.append(
             AutomationStatus(
                 r.organization, r.name, r.source, state, r.next_scheduled_at, r.last_executed_at,
-                r.execution_count, c.get("pending", 0), c.get("paused", 0) + c.get("inactive", 0),
+                r.execution_count, running.get((r.organization, r.id), 0), c.get("pending", 0),
+                c.get("paused", 0) + c.get("inactive", 0),
                 {
                     "sent": r.total_sent, "delivered": r.total_delivered, "read": r.total_read,
                     "completed": r.total_completed, "failed": r.total_failed,
@@ -235,7 +253,7 @@ def render_text(report: StatusReport) -> str:
         rows = [
             (
                 f"{x.organization}/{x.name}", x.state, _utc(x.next_scheduled_at) or "-",
-                _utc(x.last_executed_at) or "-", str(x.execution_count),
+                _utc(x.last_executed_at) or "-", x.executions_text,
                 str(x.pending) + (f" (+{x.held} held)" if x.held else ""),
             )
             for x in report.automations

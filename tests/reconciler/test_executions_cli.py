@@ -81,7 +81,7 @@ def test_show_unknown_id_is_a_user_error(ran: str) -> None:
 def test_an_unfinished_execution_shows_live_counts_and_no_stats(tmp_path: Path) -> None:
     """Until every recipient is done, an execution's stats are not written (SPEC 6.9): list
     shows "-" for them, show says when they will be, JSON has null; the recipients' live
-    counts tell what was sent so far."""
+    counts tell what was sent so far, and status counts the execution as running."""
     copy_examples(tmp_path / "automations")
     # 12:30 UTC: daily-checkin (11:00) finishes; daily-promo (12:00) sends, then its flow waits.
     assert invoke("run", "automations", "--now", "2026-12-02T12:30:00Z", "--no-progress",
@@ -104,3 +104,12 @@ def test_an_unfinished_execution_shows_live_counts_and_no_stats(tmp_path: Path) 
     live = next(line for line in shown.splitlines() if line.startswith("recipients: "))
     assert sum(int(part.split()[0]) for part in live[len("recipients: "):].split(", ")) == 4
     assert "sent 0" not in shown
+
+    doc = json.loads(invoke("status", "--db", url, "--format", "json", cwd=tmp_path).out)
+    autos = {x["name"]: x for x in doc["automations"]}
+    assert (autos["daily-promo"]["execution_count"], autos["daily-promo"]["running_executions"]) \
+        == (0, 1)
+    assert (autos["daily-checkin"]["execution_count"],
+            autos["daily-checkin"]["running_executions"]) == (1, 0)
+    text = invoke("status", "--db", url, cwd=tmp_path).out.splitlines()
+    assert "  0 (+1 running)  " in next(x for x in text if x.startswith("acme/daily-promo "))
