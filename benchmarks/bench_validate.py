@@ -204,7 +204,10 @@ def main() -> None:
     print(f"bare CSafeLoader parse, child process:   {best['floor_child'] * 1000:8.0f} ms  (python start-up alone {startup * 1000:.0f} ms)")
     print(f"flowspec validate (CLI, child process):  {best['validate'] * 1000:8.0f} ms")
     print(f"ratio validate / in-process parse:       {best['validate'] / best['floor']:8.2f}x")
-    print(f"ratio validate / child-process parse:    {best['validate'] / best['floor_child']:8.2f}x  (target <= 3x)")
+    # The target is for 1,000 files: at --quick's 200, validate's fixed start-up (imports,
+    # schemas) weighs more than the parsing it is compared with, and the ratio reads higher.
+    target = "target <= 3x" if n >= 1000 else "target <= 3x at 1,000 files; not judged here"
+    print(f"ratio validate / child-process parse:    {best['validate'] / best['floor_child']:8.2f}x  ({target})")
     print(f"peak RSS of the largest child:           {peak_mb:8.0f} MB")
     if code != 0:
         print(output[-2000:])
