@@ -136,7 +136,7 @@ def fan_out(
         with dbmod.write_transaction(engine.db) as conn:
             inserted += _insert_chunk(conn, ex.organization, spec.whatsapp_number, list(part), now)
             conn.execute(executions.update().where(e.id == execution_id).values(heartbeat_at=now))
-        dbmod.yield_write_lock(engine.db)  # the take waits for SQLite's lock between chunks
+        dbmod.yield_write_lock(engine.db)  # on SQLite, a waiting take gets in between chunks
         if not analyzed and inserted >= ANALYZE_AFTER:
             _analyze(engine)  # early, so the claims running alongside get good plans
             analyzed = True
