@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flowspec.plan import format_utc
+from reconciler import states as st
 from reconciler.executions import ExecutionsReport, collect_executions, describe_wait
 from reconciler.status import StatusReport, collect_status
 
@@ -88,15 +89,16 @@ def render(status: StatusReport, runs: ExecutionsReport) -> str:
         for x in runs.active:
             live = runs.live.get(x.id, {})
             total = max(sum(live.values()), x.audience_size)
-            done = sum(live.get(s, 0) for s in ("completed", "failed", "unknown"))
+            done = sum(live.get(s, 0) for s in st.R_TERMINAL)
             pct = int(100 * done / total) if total else 0
-            cls = "bad" if x.status == "paused_circuit" else "warn" if x.status == "waiting_window" else ""
+            cls = ("bad" if x.status == st.EX_PAUSED_CIRCUIT
+                   else "warn" if x.status == st.EX_WAITING_WINDOW else "")
             rows.append((
                 _e(x.id), _e(x.label), _e("manual" if x.manual else _t(x.at)),
                 f'<span class="{cls}">{_e(describe_wait(x))}</span>',
                 f'<span class="bar"><span style="width:{pct}%"></span></span> {done}/{total}',
-                _e(sum(live.get(s, 0) for s in ("sent", "delivered", "read", "completed"))),
-                _e(sum(live.get(s, 0) for s in ("failed", "unknown"))),
+                _e(sum(live.get(s, 0) for s in st.R_COUNTED_SENT)),
+                _e(sum(live.get(s, 0) for s in st.R_COUNTED_FAILED)),
             ))
         parts.append(_table(("id", "automation", "occurrence", "state", "progress", "sent", "failed"),
                             rows, numeric=(0, 5, 6)))

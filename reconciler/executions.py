@@ -16,9 +16,8 @@ from sqlalchemy.engine import Connection
 
 from flowspec.plan import format_utc
 from reconciler import models
+from reconciler import states as st
 
-ACTIVE = ("starting", "running", "waiting_window", "paused_circuit")
-FINAL = ("finished", "failed")  # the stats columns hold the execution's numbers
 STAT_FIELDS = ("sent", "delivered", "read", "completed", "failed", "unknown")
 # What the stats line says for an execution that has not finished (ExecutionSummary.final).
 STATS_NOT_FINAL = "written when the execution finishes (every recipient done)"
@@ -55,7 +54,7 @@ class ExecutionSummary:
         """Whether `stats` holds the execution's numbers. The fan-in writes them when the last
         recipient is terminal (SPEC 6.9); until then the columns read zero whatever was sent,
         so they are not shown (JSON: null) and live counts are read from the recipients."""
-        return self.status in FINAL
+        return self.status in st.EX_FINAL
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -263,7 +262,7 @@ def circuits(conn: Connection, *, organizations: Sequence[str] = (), open_only: 
     paused: dict[tuple[str, str | None], int] = {}
     for org, channel, n in conn.execute(
         sa.select(e.organization, e.channel, sa.func.count())
-        .where(e.status == "paused_circuit").group_by(e.organization, e.channel)
+        .where(e.status == st.EX_PAUSED_CIRCUIT).group_by(e.organization, e.channel)
     ):
         paused[(org, channel)] = n
     q = sa.select(models.channel_circuits).order_by(c.organization, c.channel)
@@ -311,10 +310,10 @@ def collect_executions(
     if organizations:
         q = q.where(e.organization.in_(organizations))
     report.by_status = {status: n for status, n in conn.execute(q)}
-    report.active = list_executions(conn, organizations=organizations, statuses=ACTIVE, limit=50)
+    report.active = list_executions(conn, organizations=organizations, statuses=st.EX_ACTIVE, limit=50)
     report.active.reverse()  # oldest first: the one that has waited longest leads
     report.finished = list_executions(
-        conn, organizations=organizations, statuses=FINAL, limit=recent
+        conn, organizations=organizations, statuses=st.EX_FINAL, limit=recent
     )
     report.live = live_counts(conn, [x.id for x in report.active])
     report.open_circuits = circuits(conn, organizations=organizations, open_only=True)
@@ -326,11 +325,11 @@ def _stats_text(stats: dict[str, int]) -> str:
 
 
 def describe_wait(x: ExecutionSummary) -> str:
-    if x.status == "waiting_window":
+    if x.status == st.EX_WAITING_WINDOW:
         return f"waiting for the window, resumes {_utc(x.resume_at) or '?'}"
-    if x.status == "paused_circuit":
+    if x.status == st.EX_PAUSED_CIRCUIT:
         return f"paused: channel {x.channel} circuit open (flowspec channel resume {x.channel})"
-    if x.status == "starting":
+    if x.status == st.EX_STARTING:
         return "starting (resolving the audience)"
     return x.status
 
@@ -353,8 +352,8 @@ def render_executions_text(report: ExecutionsReport) -> list[str]:
     for x in report.active:
         live = report.live.get(x.id, {})
         total = max(sum(live.values()), x.audience_size)
-        done = sum(live.get(s, 0) for s in ("completed", "failed", "unknown"))
-        sent = sum(live.get(s, 0) for s in ("sent", "delivered", "read", "completed"))
+        done = sum(live.get(s, 0) for s in st.R_TERMINAL)
+        sent = sum(live.get(s, 0) for s in st.R_COUNTED_SENT)
         what = "manual" if x.manual else (_utc(x.at) or "")
         lines.append(
             f"  #{x.id} {x.label} {what}: {describe_wait(x)}; {sent}/{total} sent, "

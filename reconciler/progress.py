@@ -19,10 +19,11 @@ from sqlalchemy.engine import Connection
 
 from flowspec.plan import format_utc
 from reconciler import models
+from reconciler import states as st
 
-SENT = ("sent", "delivered", "read", "completed")
-FAILED = ("failed", "unknown")
-TERMINAL = ("completed", "failed", "unknown")
+SENT = st.R_COUNTED_SENT
+FAILED = st.R_COUNTED_FAILED
+TERMINAL = st.R_TERMINAL
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from flowspec.plan import format_utc
+from reconciler import states as st
 from reconciler.apply import ConfigIdentity, latest_applied
-from reconciler.executions import ACTIVE
 from reconciler.models import automations, executions, occurrences, revisions
 
 STATUS_FORMAT = "flowspec.status/v1"
@@ -176,7 +176,7 @@ def collect_status(
     e = executions.c
     running_q = (
         sa.select(e.organization, e.automation_id, sa.func.count())
-        .where(e.status.in_(ACTIVE))
+        .where(e.status.in_(st.EX_ACTIVE))
         .group_by(e.organization, e.automation_id)
     )
     autos_q = sa.select(automations).order_by(a.organization, a.name)

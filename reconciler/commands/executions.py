@@ -11,6 +11,7 @@ import click
 from flowspec.diagnostics import UserError
 from flowspec.plan import format_utc
 from reconciler import db as dbmod
+from reconciler import states as st
 from reconciler.commands.db import db_option
 from reconciler.executions import (
     STATS_NOT_FINAL,
@@ -116,7 +117,7 @@ def render_detail(d: ExecutionDetail) -> str:
         f"execution {x.id}: {x.label}",
         f"occurrence: {x.occurrence_key or '-'}" + (" (manual)" if x.manual else "")
         + (f" at {format_utc(x.at)}" if x.at else ""),
-        f"status:     {describe_wait(x)}" + (f" ({x.reason})" if x.reason and x.status != "paused_circuit" else ""),
+        f"status:     {describe_wait(x)}" + (f" ({x.reason})" if x.reason and x.status != st.EX_PAUSED_CIRCUIT else ""),
         f"channel:    {x.channel or '-'}",
         f"started:    {format_utc(x.started_at) if x.started_at else '-'}",
         f"finished:   {format_utc(x.finished_at) if x.finished_at else '-'}",

@@ -26,6 +26,7 @@ from flowspec.commands.params import Duration, Instant
 from flowspec.plan import format_utc
 from flowspec.timeparse import format_duration
 from reconciler import db as dbmod
+from reconciler import states as st
 from reconciler.commands.apply import DEFAULT_HORIZON, HORIZON
 from reconciler.commands.db import db_option
 from reconciler.executions import STATS_NOT_FINAL, ExecutionSummary, list_executions, live_counts
@@ -272,8 +273,8 @@ def _stats_lines(x: ExecutionSummary, live: dict[str, int], drain: Drain) -> str
         state = f"{x.status}, continues at {format_utc(drain.waiting_until[x.id])}"
     elif x.reason:
         state = f"{x.status}: {x.reason}"
-    sent = sum(live.get(s, 0) for s in ("sent", "delivered", "read", "completed"))
-    failed = sum(live.get(s, 0) for s in ("failed", "unknown"))
+    sent = sum(live.get(s, 0) for s in st.R_COUNTED_SENT)
+    failed = sum(live.get(s, 0) for s in st.R_COUNTED_FAILED)
     total = max(sum(live.values()), x.audience_size)
     lines = [
         f"execution {x.id}  {x.label} {what}  {state}{took}",

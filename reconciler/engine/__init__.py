@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from reconciler.engine import states
+from reconciler import states
 from reconciler.engine.breaker import open_circuit, resume_channel
 from reconciler.engine.context import EngineContext, EngineSettings, open_engine
 from reconciler.engine.dispatch import (

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconciler import db as dbmod
-from reconciler.engine import states as st
+from reconciler import states as st
 from reconciler.engine.context import EngineContext
 from reconciler.engine.sql import insert
 from reconciler.models import channel_circuits, executions

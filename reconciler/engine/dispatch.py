@@ -35,7 +35,7 @@ from flowspec.diagnostics import UserError
 from flowspec.plan import format_local
 from flowspec.tzresolve import get_zone
 from reconciler import db as dbmod
-from reconciler.engine import states as st
+from reconciler import states as st
 from reconciler.engine.context import EngineContext
 from reconciler.engine.runplan import dispatch_plan, effective_delivery
 from reconciler.engine.sql import for_update

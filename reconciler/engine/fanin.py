@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from reconciler import db as dbmod
-from reconciler.engine import states as st
+from reconciler import states as st
 from reconciler.models import UTCDateTime, automations, executions, messages, recipients
 
 

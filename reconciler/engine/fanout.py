@@ -24,8 +24,8 @@ from sqlalchemy.engine import Connection
 
 from flowspec.diagnostics import UserError
 from reconciler import db as dbmod
+from reconciler import states as st
 from reconciler.audience import resolve_audience
-from reconciler.engine import states as st
 from reconciler.engine.context import EngineContext
 from reconciler.engine.fanin import finish_if_done
 from reconciler.engine.runplan import RunPlan, with_flow_and_channel

@@ -32,8 +32,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from reconciler import db as dbmod
+from reconciler import states as st
 from reconciler.engine import bulk, marks, permits
-from reconciler.engine import states as st
 from reconciler.engine.context import EngineContext
 from reconciler.engine.dispatch import start_queued
 from reconciler.engine.fanin import finish_if_done

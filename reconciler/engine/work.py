@@ -57,9 +57,9 @@ from sqlalchemy.engine import Connection
 from flowspec.diagnostics import UserError
 from reconciler import db as dbmod
 from reconciler import flowrun
+from reconciler import states as st
 from reconciler.channels import Channel, ChannelError, OutgoingMessage, SendResult
 from reconciler.engine import breaker, bulk, marks, permits, retry
-from reconciler.engine import states as st
 from reconciler.engine.aio import shared_loop
 from reconciler.engine.context import ChannelFactory, EngineContext
 from reconciler.engine.fanin import finish_if_done

@@ -1,4 +1,6 @@
-"""The engine's state names (docs/engine.md, "Tables"): one place, the spec's words verbatim."""
+"""State names (docs/engine.md, "Tables"): one place, the spec's words verbatim, for the
+engine that writes them and for every reader (status, executions, progress, dashboard,
+metrics). A leaf module outside `reconciler.engine`, so a reader does not import the engine."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ EX_FINISHED: Final = "finished"  # every recipient terminal; stats final
 EX_FAILED: Final = "failed"  # could not start at all (flow or channel missing); reason set
 EX_ACTIVE: Final = (EX_STARTING, EX_RUNNING, EX_WAITING_WINDOW, EX_PAUSED_CIRCUIT)
 EX_FANNED_OUT: Final = (EX_RUNNING, EX_WAITING_WINDOW, EX_PAUSED_CIRCUIT)
+# An execution's stats columns hold its numbers (written by the fan-in, SPEC 6.9).
+EX_FINAL: Final = (EX_FINISHED, EX_FAILED)
 
 # recipients.status
 R_PENDING: Final = "pending"
@@ -36,6 +40,9 @@ R_COMPLETED: Final = "completed"
 R_FAILED: Final = "failed"
 R_UNKNOWN: Final = "unknown"
 R_TERMINAL: Final = (R_COMPLETED, R_FAILED, R_UNKNOWN)
+# How progress counts a recipient: sent once a message was accepted, failed when it ended so.
+R_COUNTED_SENT: Final = (R_SENT, R_DELIVERED, R_READ, R_COMPLETED)
+R_COUNTED_FAILED: Final = (R_FAILED, R_UNKNOWN)
 # A recipient may be claimed in these when it has a current_node and next_attempt_at <= now.
 R_CLAIMABLE: Final = (R_PENDING, R_SENT, R_DELIVERED, R_READ)
 
